@@ -1,0 +1,129 @@
+"""The `herald` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+
+from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
+
+from herald.app import ALL_ROLES, Role, create_app
+from herald.config import Config, ConfigError, load_config
+from herald.localdb import REPO, LocalFerretDB
+from herald.logs import setup_logging
+from herald.probe.app import create_probe_app, make_token
+
+log = logging.getLogger("herald")
+
+Site = tuple[str, web.Application, str, int]  # (what it is, app, host, port)
+
+
+async def _serve(sites: Sequence[Site]) -> None:
+    """Run the apps until SIGINT or SIGTERM, then shut them down in reverse order (workers drain gracefully)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        for name, app, host, port in sites:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, host, port).start()
+            log.info("%s listening", name, extra={"url": f"http://{host}:{port}"})
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _run(sites: Sequence[Site]) -> None:
+    asyncio.run(_serve(sites))
+
+
+def cmd_serve(config: Config, roles: frozenset[Role], port: int) -> None:
+    _run([("herald", create_app(config, roles=roles), config.http.host, port)])
+
+
+def cmd_probe(config: Config) -> None:
+    _run([("probe", create_probe_app(config.probe), config.probe.host, config.probe.port)])
+
+
+def cmd_dev(config: Config) -> None:
+    """Everything on this machine: FerretDB (unless HERALD_MONGO_URL is set), the emulator, and Herald."""
+    db = None
+    if "HERALD_MONGO_URL" not in os.environ:
+        db = LocalFerretDB(data_dir=REPO / ".local" / "data", port=int(os.environ.get("HERALD_DEV_DB_PORT", 27018)))
+        db.start()
+        config = config.replace(mongo={"url": db.url("herald")})
+    probe_url = f"http://{config.probe.host}:{config.probe.port}/v1"
+    config = config.replace(sender={"url": probe_url, "token": make_token(config.probe.jwt_secret)})
+    base = f"http://{config.http.host}:{config.http.port}"
+    print(
+        f"\nHerald is starting on {config.mongo.url}\n"
+        f"  API         {base}/api/v1\n"
+        f"  Swagger UI  {base}/docs/\n"
+        f"  Emulator    {probe_url}  (deliveries: http://{config.probe.host}:{config.probe.port}/_probe/stats)\n"
+        "Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    try:
+        _run([
+            ("probe", create_probe_app(config.probe), config.probe.host, config.probe.port),
+            ("herald", create_app(config), config.http.host, config.http.port),
+        ])
+    finally:
+        if db is not None:
+            db.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="herald", description="Herald notification mailing service.")
+    parser.add_argument("--config", help="YAML file (default: $HERALD_CONFIG or the repository's config.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="API, planner and dispatcher in one process")
+    commands.add_parser("api", help="the HTTP API only")
+    commands.add_parser("worker", help="planner and dispatcher only (several may run against one database)")
+    commands.add_parser("probe", help="the local emulator of the external send API")
+    commands.add_parser("probe-token", help="print a bearer token the emulator accepts")
+    commands.add_parser("dev", help="local all-in-one: FerretDB, the emulator and Herald")
+    commands.add_parser("config", help="print the effective configuration, secrets masked")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.exit(f"herald: invalid configuration: {exc}")
+    setup_logging(config.log.level, config.log.format)
+    # aiohttp-apigami 0.x keeps string app and request keys for compatibility; nothing for an operator to act on.
+    warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_apigami")
+
+    match args.command:
+        case "serve":
+            cmd_serve(config, ALL_ROLES, config.http.port)
+        case "api":
+            cmd_serve(config, frozenset({Role.API}), config.http.port)
+        case "worker":
+            cmd_serve(config, frozenset({Role.PLANNER, Role.DISPATCHER}), config.http.worker_port)
+        case "probe":
+            cmd_probe(config)
+        case "probe-token":
+            print(make_token(config.probe.jwt_secret))
+        case "dev":
+            cmd_dev(config)
+        case "config":
+            print(json.dumps(config.masked(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

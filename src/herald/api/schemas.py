@@ -1,0 +1,261 @@
+"""Request and response shapes: validation, and the OpenAPI description Swagger UI shows."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from datetime import UTC, time
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from herald.domain.models import ClientFilter, MessageStatus, SendWindow
+
+MAX_ID = 2**63 - 1
+PHONE = validate.Regexp(r"^7\d{10}$", error="Must be 11 digits starting with 7: 7XXXXXXXXXX.")
+OPERATOR_CODE = validate.Regexp(r"^\d{3}$", error="Must be 3 digits.")
+TAG = validate.Length(min=1, max=64)
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(value: str) -> None:
+    if value not in _timezones():
+        raise ValidationError("Not a known IANA timezone, e.g. Europe/Moscow.")
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class HHMM(fields.Field):
+    """Time of day as "HH:MM"."""
+
+    default_error_messages = {"invalid": "Must be a time of day as HH:MM."}  # noqa: RUF012
+
+    def _serialize(self, value: time | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.strftime("%H:%M")
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> time:
+        if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+            raise self.make_error("invalid")
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC)
+
+
+class Instant(fields.AwareDateTime):
+    """ISO 8601 with an offset; naive times are rejected; stored and returned in UTC."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        return _utc(super()._deserialize(value, attr, data, **kwargs))
+
+
+# Clients
+
+class ClientCreate(Strict):
+    phone = fields.String(required=True, validate=PHONE, metadata={"example": "79001234567"})
+    operator_code = fields.String(validate=OPERATOR_CODE, metadata={
+        "description": "Mobile operator code; defaults to the phone's digits 2-4.", "example": "900"})
+    tag = fields.String(allow_none=True, validate=TAG, metadata={"example": "vip"})
+    timezone = fields.String(required=True, validate=_timezone, metadata={"example": "Europe/Moscow"})
+
+    @post_load
+    def default_operator_code(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("operator_code", data["phone"][1:4])
+        data.setdefault("tag", None)
+        return data
+
+
+class ClientPatch(Strict):
+    phone = fields.String(validate=PHONE)
+    operator_code = fields.String(validate=OPERATOR_CODE)
+    tag = fields.String(allow_none=True, validate=TAG)
+    timezone = fields.String(validate=_timezone)
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+
+
+class ClientOut(Schema):
+    id = fields.Integer()
+    phone = fields.String()
+    operator_code = fields.String()
+    tag = fields.String(allow_none=True)
+    timezone = fields.String()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class ClientQuery(Strict):
+    tag = fields.String(validate=TAG)
+    operator_code = fields.String(validate=OPERATOR_CODE)
+
+
+# Pagination: by key, so that page 1000 costs what page 1 does.
+
+class Page(Strict):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
+    after = fields.Integer(validate=validate.Range(0, MAX_ID), metadata={
+        "description": "The `next_after` of the previous page."})
+
+
+class ClientPageQuery(Page, ClientQuery):
+    pass
+
+
+@functools.cache
+def page_of(item: type[Schema]) -> type[Schema]:
+    """The schema of one page of `item`s (one class per item type, so OpenAPI names it once)."""
+    name = f"{item.__name__.removesuffix('Out')}Page"
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item)),
+        "next_after": fields.Integer(allow_none=True, metadata={
+            "description": "Pass as `after` for the next page; null on the last page."}),
+    }, name=name)
+
+
+# Mailings
+
+class FilterIn(Strict):
+    operator_codes = fields.List(fields.String(validate=OPERATOR_CODE), load_default=list,
+                                 validate=validate.Length(max=1000), metadata={"example": ["900", "901"]})
+    tags = fields.List(fields.String(validate=TAG), load_default=list, validate=validate.Length(max=1000),
+                       metadata={"example": ["vip"]})
+
+    @post_load
+    def to_filter(self, data: dict[str, Any], **kwargs: Any) -> ClientFilter:
+        return ClientFilter(tuple(sorted(set(data["operator_codes"]))), tuple(sorted(set(data["tags"]))))
+
+
+class WindowIn(Strict):
+    start = HHMM(required=True, metadata={"example": "09:00"})
+    end = HHMM(required=True, metadata={"example": "21:00"})
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("start") == data.get("end"):
+            raise ValidationError("start and end must differ; omit the window to send at any hour.", "end")
+
+    @post_load
+    def to_window(self, data: dict[str, Any], **kwargs: Any) -> SendWindow:
+        return SendWindow(data["start"], data["end"])
+
+
+class MailingPatch(Strict):
+    text = fields.String(validate=validate.Length(1, 1000), metadata={"example": "Spring sale: -20% today"})
+    start_at = Instant(metadata={"example": "2026-12-01T09:00:00+03:00"})
+    end_at = Instant(metadata={"example": "2026-12-01T21:00:00+03:00"})
+    filter = fields.Nested(FilterIn, metadata={
+        "description": "AND across fields, OR within one; an empty filter selects every client."})
+    send_window = fields.Nested(WindowIn, allow_none=True, metadata={
+        "description": "Send only while the client's local time is in [start, end); may cross midnight."})
+
+    @validates_schema
+    def coherent(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one field to change.")
+        if "start_at" in data and "end_at" in data and data["end_at"] <= data["start_at"]:
+            raise ValidationError("Must be after start_at.", "end_at")
+
+
+class MailingCreate(MailingPatch):
+    text = fields.String(required=True, validate=validate.Length(1, 1000),
+                         metadata={"example": "Spring sale: -20% today"})
+    start_at = Instant(required=True, metadata={"example": "2026-12-01T09:00:00+03:00"})
+    end_at = Instant(required=True, metadata={"example": "2026-12-01T21:00:00+03:00"})
+    filter = fields.Nested(FilterIn, load_default=ClientFilter, metadata={
+        "description": "AND across fields, OR within one; an empty filter selects every client."})
+    send_window = fields.Nested(WindowIn, allow_none=True, load_default=None, metadata={
+        "description": "Send only while the client's local time is in [start, end); may cross midnight."})
+
+
+class FilterOut(Schema):
+    operator_codes = fields.List(fields.String())
+    tags = fields.List(fields.String())
+
+
+class WindowOut(Schema):
+    start = HHMM()
+    end = HHMM()
+
+
+class MailingOut(Schema):
+    id = fields.Integer()
+    text = fields.String()
+    start_at = fields.DateTime()
+    end_at = fields.DateTime()
+    filter = fields.Nested(FilterOut)
+    send_window = fields.Nested(WindowOut, allow_none=True)
+    state = fields.String(metadata={"enum": ["scheduled", "running", "ended"],
+                                    "description": "Where now is relative to start_at and end_at."})
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+# Messages and statistics
+
+STATUSES = [status.value for status in MessageStatus]
+
+
+class MessageOut(Schema):
+    id = fields.Integer()
+    mailing_id = fields.Integer()
+    client_id = fields.Integer()
+    status = fields.String(metadata={"enum": STATUSES})
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+
+
+class MessageQuery(Page):
+    mailing_id = fields.Integer(validate=validate.Range(1, MAX_ID))
+    client_id = fields.Integer(validate=validate.Range(1, MAX_ID))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class MessageLogQuery(Page):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class Counts(Schema):
+    total = fields.Integer()
+    by_status = fields.Dict(keys=fields.String(metadata={"enum": STATUSES}), values=fields.Integer(),
+                            metadata={"example": {s: 0 for s in STATUSES}})
+
+
+class MailingWithCounts(MailingOut, Counts):
+    pass
+
+
+class StatsOut(Counts):
+    items = fields.List(fields.Nested(MailingWithCounts))
+    next_after = fields.Integer(allow_none=True)
+
+
+class MailingStatsOut(Counts):
+    mailing = fields.Nested(MailingOut)
+    messages = fields.Nested(page_of(MessageOut))
+
+
+class Problem(Schema):
+    type = fields.String(metadata={"example": "about:blank"})
+    title = fields.String(metadata={"example": "Unprocessable Content"})
+    status = fields.Integer(metadata={"example": 422})
+    detail = fields.String()
+    instance = fields.String()
+    request_id = fields.String()
+    errors = fields.Dict(metadata={"description": "Field-level messages, nested like the request body.",
+                                   "example": {"phone": ["Must be 11 digits starting with 7: 7XXXXXXXXXX."]}})

@@ -1,0 +1,145 @@
+"""The one aiohttp application factory: API, planner and dispatcher, in whatever combination a process runs."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+
+from herald.api.problems import on_validation_error, problem_middleware, request_context_middleware
+from herald.api.routes import setup_routes
+from herald.api.health import healthz, readyz
+from herald.app_keys import clock_key, config_key, db_key, http_session_key, service_key, store_key, wakeups_key
+from herald.clock import SYSTEM_CLOCK, Clock
+from herald.config import Config
+from herald.dispatch.dispatcher import Dispatcher
+from herald.dispatch.planner import Planner
+from herald.dispatch.sender import Sender
+from herald.service import Service, Wakeups
+from herald.store import Store
+from herald.store.db import connect, ensure_indexes
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+Herald keeps a directory of clients and delivers mailings to them through an external SMS API.
+
+* A mailing starts by itself at `start_at` and delivers one message to every client that matches its filter;
+  nothing is delivered at or after `end_at`. An optional `send_window` limits sending to hours of each client's
+  local time.
+* Ids are integers. Lists page by key: pass a page's `next_after` as `after` to get the next one.
+* Times are ISO 8601 with an offset; they come back in UTC.
+* Every error is `application/problem+json`; validation errors (422) list the offending fields under `errors`.
+"""
+
+
+class Role(enum.StrEnum):
+    API = "api"
+    PLANNER = "planner"
+    DISPATCHER = "dispatcher"
+
+
+ALL_ROLES = frozenset(Role)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The client belongs to the event loop it was made on: create it here, not at import or in main().
+    config = app[config_key]
+    client = connect(config.mongo.url)
+    db = client[config.mongo.database]
+    try:
+        await db.command("ping")
+        await ensure_indexes(db)
+        store = Store.over(db)
+        app[db_key] = db
+        app[store_key] = store
+        app[service_key] = Service(store, app[clock_key], app[wakeups_key], batch_size=config.planner.batch_size)
+        log.info("database ready", extra={"database": config.mongo.database})
+        yield
+    finally:
+        await client.close()
+
+
+async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key].sender
+    connector = aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=config.max_connections)
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
+        app[http_session_key] = session
+        yield
+
+
+def _worker_ctx(name: str, make: Callable[[web.Application], Any], grace_s: Callable[[Config], float]
+                ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs a worker's `run()` as a task and stops it gracefully on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        worker = make(app)
+        task = asyncio.create_task(worker.run(), name=name)
+        yield
+        worker.stop()
+        try:
+            # The worker drains itself within its grace period; the margin covers the final database writes.
+            await asyncio.wait_for(task, grace_s(app[config_key]) + 5)
+        except TimeoutError:
+            log.error("%s did not stop in time", name)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s crashed", name, exc_info=task.exception())
+
+    ctx.__name__ = f"{name}_ctx"
+    return ctx
+
+
+planner_ctx = _worker_ctx(
+    "planner",
+    lambda app: Planner(app[store_key], app[clock_key], app[config_key].planner,
+                        wakeup=app[wakeups_key].planner, dispatcher_wakeup=app[wakeups_key].dispatcher),
+    lambda config: 0,
+)
+
+dispatcher_ctx = _worker_ctx(
+    "dispatcher",
+    lambda app: Dispatcher(app[store_key], Sender(app[http_session_key], app[config_key].sender, app[clock_key]),
+                           app[clock_key], app[config_key].dispatch, wakeup=app[wakeups_key].dispatcher),
+    lambda config: config.dispatch.grace_s,
+)
+
+
+def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection[Role] = ALL_ROLES
+               ) -> web.Application:
+    """Build the application; no I/O happens until it starts."""
+    app = web.Application(middlewares=[request_context_middleware, problem_middleware, validation_middleware])
+    app[config_key] = config
+    app[clock_key] = clock
+    app[wakeups_key] = Wakeups()
+    app.cleanup_ctx.append(database_ctx)
+    if Role.API in roles:
+        setup_routes(app)
+        setup_aiohttp_apispec(
+            app,
+            title="Herald",
+            version="1.0",
+            url="/api/v1/openapi.json",
+            swagger_path="/docs/",
+            openapi_version="3.0.3",
+            error_callback=on_validation_error,
+            info={"description": API_DESCRIPTION},
+        )
+        app.router.add_get("/docs", _to_docs)
+    else:
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+    if Role.PLANNER in roles:
+        app.cleanup_ctx.append(planner_ctx)
+    if Role.DISPATCHER in roles:
+        app.cleanup_ctx.extend([http_session_ctx, dispatcher_ctx])
+    return app
+
+
+async def _to_docs(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/docs/")

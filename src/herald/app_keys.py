@@ -1,0 +1,20 @@
+"""Typed application state: every long-lived object the handlers and workers share."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from herald.clock import Clock
+from herald.config import Config
+from herald.service import Service, Wakeups
+from herald.store import Store
+from herald.store.db import Database
+
+config_key = web.AppKey("config", Config)
+clock_key = web.AppKey("clock", Clock)
+wakeups_key = web.AppKey("wakeups", Wakeups)
+db_key = web.AppKey("db", Database)
+store_key = web.AppKey("store", Store)
+service_key = web.AppKey("service", Service)
+http_session_key = web.AppKey("http_session", aiohttp.ClientSession)

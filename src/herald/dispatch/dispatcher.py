@@ -1,0 +1,208 @@
+"""The dispatcher drains the outbox: claims due messages in batches, sends them concurrently, settles in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
+
+from herald.clock import Clock
+from herald.config import DispatchConfig
+from herald.dispatch.sender import Sender
+from herald.domain.backoff import retry_delay
+from herald.domain.delivery import Expire, Send, Wait, decide
+from herald.domain.filters import matches
+from herald.domain.models import Client, Mailing, Message, MessageStatus
+from herald.domain.outcome import Outcome, Verdict
+from herald.logs import log_context
+from herald.store import Store
+from herald.store.messages import Claim, Settle
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 0.05
+AUTH_ALARM_EVERY_S = 10.0
+
+
+class Dispatcher:
+    def __init__(
+        self, store: Store, sender: Sender, clock: Clock, config: DispatchConfig, *,
+        wakeup: asyncio.Event | None = None, rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._clock = clock
+        self._config = config
+        self._wakeup = wakeup or asyncio.Event()
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._ops: list[UpdateOne] = []
+        self._flush_soon = asyncio.Event()
+        self._open_claims: dict[str, int] = {}  # claim token -> messages not yet settled
+        self._last_auth_alarm = float("-inf")
+
+    def stop(self) -> None:
+        """Stop claiming; run() then lets in-flight sends finish within the grace period and returns."""
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop(), name="dispatcher-flush")
+        try:
+            while not self._stopping.is_set():
+                room = 2 * self._config.concurrency - len(self._inflight)
+                if room <= 0 or len(self._inflight) >= self._config.concurrency:
+                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    claim = await self._store.messages.claim(
+                        min(room, self._config.batch_size), self._clock.now(), self._config.lease_s
+                    )
+                    if claim is not None:
+                        await self._start(claim)
+                except PyMongoError:
+                    log.exception("outbox unavailable; trying again shortly")
+                    claim = None
+                if claim is None:
+                    await self._idle()
+        finally:
+            await self._drain()
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._release_open_claims()
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._config.poll_s)
+        except TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    async def _start(self, claim: Claim) -> None:
+        """Look up what the batch needs in two queries, settle what need not be sent, start the sends."""
+        messages = claim.messages
+        self._open_claims[claim.token] = len(messages)
+        mailings = await self._store.mailings.by_ids({m.mailing_id for m in messages})
+        clients = await self._store.clients.by_ids({m.client_id for m in messages})
+        settle = Settle(claim.token)
+        now = self._clock.now()
+        log.debug("claimed messages", extra={"count": len(messages)})
+        for message in messages:
+            mailing, client = mailings.get(message.mailing_id), clients.get(message.client_id)
+            if mailing is None or client is None or not matches(mailing.filter, client):
+                self._settle(claim.token, settle.final(message.id, MessageStatus.CANCELLED))
+                continue
+            decision = decide(mailing, ZoneInfo(client.timezone), now)
+            if isinstance(decision, Send):
+                task = asyncio.create_task(self._deliver(claim, settle, message, mailing, client, decision.deadline))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            elif isinstance(decision, Wait):
+                self._settle(claim.token, settle.wait(message.id, decision.until))
+            else:
+                self._settle(claim.token, settle.final(message.id, MessageStatus.EXPIRED))
+
+    async def _deliver(
+        self, claim: Claim, settle: Settle, message: Message, mailing: Mailing, client: Client, deadline: datetime
+    ) -> None:
+        with log_context(mailing_id=message.mailing_id, message_id=message.id, client_id=message.client_id):
+            async with self._slots:
+                now = self._clock.now()
+                if now >= deadline:
+                    op = settle.final(message.id, MessageStatus.EXPIRED)
+                elif now + timedelta(seconds=self._sender.timeout_s) >= claim.lease_until:
+                    # The lease could run out mid-request and another worker send it too: leave it to them.
+                    log.warning("lease too short to send; leaving the message to be claimed again")
+                    self._settled(claim.token)
+                    return
+                else:
+                    outcome = await self._sender.send(message.id, client.phone, mailing.text, deadline)
+                    op = self._after(settle, message, mailing, outcome)
+            self._settle(claim.token, op)
+
+    def _after(self, settle: Settle, message: Message, mailing: Mailing, outcome: Outcome) -> UpdateOne:
+        now = self._clock.now()
+        if outcome.verdict is Verdict.SENT:
+            return settle.sent(message.id, now)
+        if outcome.verdict is Verdict.FAILED:
+            log.warning("message failed", extra={"error": outcome.detail})
+            return settle.final(message.id, MessageStatus.FAILED, outcome.detail)
+        if outcome.verdict is Verdict.AUTH:
+            self._auth_alarm(outcome)
+        elif message.attempts >= self._config.max_attempts:
+            log.warning("message failed: retries exhausted", extra={"attempts": message.attempts})
+            return settle.final(message.id, MessageStatus.FAILED,
+                                f"gave up after {message.attempts} attempts: {outcome.detail}")
+        delay = retry_delay(message.attempts, self._config.backoff_base_s, self._config.backoff_cap_s, self._rng)
+        due_at = now + timedelta(seconds=max(delay, outcome.retry_after_s or 0.0))
+        if due_at >= mailing.end_at:
+            log.info("message expired: the next attempt would be after the mailing's end")
+            return settle.final(message.id, MessageStatus.EXPIRED, outcome.detail)
+        return settle.retry(message.id, due_at, outcome.detail)
+
+    def _auth_alarm(self, outcome: Outcome) -> None:
+        if time.monotonic() - self._last_auth_alarm >= AUTH_ALARM_EVERY_S:
+            self._last_auth_alarm = time.monotonic()
+            log.error("the external API refuses Herald's token: check sender.token; messages wait and retry",
+                      extra={"error": outcome.detail})
+
+    def _settle(self, token: str, op: UpdateOne) -> None:
+        self._ops.append(op)
+        self._settled(token)
+        if len(self._ops) >= self._config.batch_size:
+            self._flush_soon.set()
+
+    def _settled(self, token: str) -> None:
+        left = self._open_claims[token] - 1
+        if left:
+            self._open_claims[token] = left
+        else:
+            del self._open_claims[token]
+
+    async def _flush_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._flush_soon.wait(), FLUSH_EVERY_S)
+            except TimeoutError:
+                pass
+            self._flush_soon.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._ops:
+            return
+        ops, self._ops = self._ops, []
+        try:
+            await self._store.messages.settle(ops)
+        except PyMongoError:
+            log.exception("could not record outcomes; keeping them for the next flush", extra={"count": len(ops)})
+            self._ops[:0] = ops
+
+    async def _drain(self) -> None:
+        """Let in-flight sends finish within the grace period; cancel the rest (their leases are released)."""
+        if self._inflight:
+            log.info("dispatcher stopping: waiting for in-flight sends", extra={"in_flight": len(self._inflight)})
+            _, late = await asyncio.wait(set(self._inflight), timeout=self._config.grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._flush()
+
+    async def _release_open_claims(self) -> None:
+        if not self._open_claims:
+            return
+        try:
+            released = await self._store.messages.release(list(self._open_claims), self._clock.now())
+        except PyMongoError:
+            log.exception("could not release claimed messages; their leases will expire instead")
+            return
+        log.info("released claimed messages back to the outbox", extra={"released": released})
+        self._open_claims.clear()

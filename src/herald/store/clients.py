@@ -1,0 +1,94 @@
+"""The client directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from herald.domain.filters import to_query
+from herald.domain.models import Client, ClientFilter
+from herald.errors import Conflict, NotFound
+from herald.store.db import Database, allocate_ids
+
+
+def _client(doc: Mapping[str, Any]) -> Client:
+    return Client(
+        id=doc["_id"],
+        phone=doc["phone"],
+        operator_code=doc["operator_code"],
+        tag=doc.get("tag"),
+        timezone=doc["timezone"],
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+def _duplicate_phone(phone: str | None) -> Conflict:
+    return Conflict(f"a client with phone {phone} already exists", phone=["Already taken by another client."])
+
+
+class ClientStore:
+    def __init__(self, db: Database) -> None:
+        self._col = db.clients
+        self._db = db
+
+    async def create(self, fields: Mapping[str, Any], now: datetime) -> Client:
+        (client_id,) = await allocate_ids(self._db, "clients")
+        doc = {"_id": client_id, **fields, "created_at": now, "updated_at": now}
+        try:
+            await self._col.insert_one(doc)
+        except DuplicateKeyError:
+            raise _duplicate_phone(fields.get("phone")) from None
+        return _client(doc)
+
+    async def get(self, client_id: int) -> Client:
+        doc = await self._col.find_one({"_id": client_id})
+        if doc is None:
+            raise NotFound(f"client {client_id} not found")
+        return _client(doc)
+
+    async def update(self, client_id: int, changes: Mapping[str, Any], now: datetime) -> Client:
+        try:
+            doc = await self._col.find_one_and_update(
+                {"_id": client_id},
+                {"$set": {**changes, "updated_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            raise _duplicate_phone(changes.get("phone")) from None
+        if doc is None:
+            raise NotFound(f"client {client_id} not found")
+        return _client(doc)
+
+    async def delete(self, client_id: int) -> Client:
+        doc = await self._col.find_one_and_delete({"_id": client_id})
+        if doc is None:
+            raise NotFound(f"client {client_id} not found")
+        return _client(doc)
+
+    async def page(
+        self, *, after: int | None, limit: int, tag: str | None = None, operator_code: str | None = None
+    ) -> list[Client]:
+        query: dict[str, Any] = {}
+        if tag is not None:
+            query["tag"] = tag
+        if operator_code is not None:
+            query["operator_code"] = operator_code
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        return [_client(doc) async for doc in self._col.find(query).sort("_id", 1).limit(limit)]
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, Client]:
+        return {doc["_id"]: _client(doc) async for doc in self._col.find({"_id": {"$in": list(ids)}})}
+
+    async def audience_batch(
+        self, client_filter: ClientFilter, *, after: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """The next `limit` matching clients after id `after`, as (id, timezone): what planning needs, no more."""
+        query = {**to_query(client_filter), "_id": {"$gt": after}}
+        cursor = self._col.find(query, {"timezone": 1}).sort("_id", 1).limit(limit)
+        return [(doc["_id"], doc["timezone"]) async for doc in cursor]

@@ -1,0 +1,42 @@
+"""Statistics: message counts by status, counted by the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from herald.domain.models import MessageStatus
+from herald.store.db import Database
+
+StatusCounts = dict[str, int]
+
+
+def empty_counts() -> StatusCounts:
+    return {status.value: 0 for status in MessageStatus}
+
+
+def with_total(counts: StatusCounts) -> dict[str, Any]:
+    return {"total": sum(counts.values()), "by_status": counts}
+
+
+class StatsStore:
+    def __init__(self, db: Database) -> None:
+        self._messages = db.messages
+
+    async def by_mailing(self, mailing_ids: Iterable[int]) -> dict[int, StatusCounts]:
+        """Counts by status for each mailing; a mailing with no messages gets zeros."""
+        ids = list(mailing_ids)
+        counts = {mailing_id: empty_counts() for mailing_id in ids}
+        pipeline = [
+            {"$match": {"mailing_id": {"$in": ids}}},
+            {"$group": {"_id": {"mailing_id": "$mailing_id", "status": "$status"}, "n": {"$sum": 1}}},
+        ]
+        async for row in await self._messages.aggregate(pipeline):
+            counts[row["_id"]["mailing_id"]][row["_id"]["status"]] = row["n"]
+        return counts
+
+    async def overall(self) -> StatusCounts:
+        counts = empty_counts()
+        async for row in await self._messages.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+            counts[row["_id"]] = row["n"]
+        return counts
