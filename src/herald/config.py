@@ -179,10 +179,12 @@ def _build(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         values = raw.get(section) or {}
         if not isinstance(values, Mapping):
             raise ConfigError(f"{section}: expected a mapping")
-        field_types = get_type_hints(section_cls)
-        unknown = set(values) - set(field_types)
+        unknown = set(values) - set(get_type_hints(section_cls))
         if unknown:
             raise ConfigError(f"unknown key(s): {', '.join(f'{section}.{k}' for k in sorted(unknown))}")
+    for section, section_cls in hints.items():
+        values = raw.get(section) or {}
+        field_types = get_type_hints(section_cls)
         kwargs = {}
         for name, kind in field_types.items():
             key = f"{section}.{name}"

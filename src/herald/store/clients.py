@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from herald.domain.filters import to_query
 from herald.domain.models import Client, ClientFilter
 from herald.errors import Conflict, NotFound
-from herald.store.db import Database, allocate_ids
+from herald.store.db import Database, insert_with_new_id, is_duplicate_key
 
 
 def _client(doc: Mapping[str, Any]) -> Client:
@@ -37,13 +37,16 @@ class ClientStore:
         self._db = db
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Client:
-        (client_id,) = await allocate_ids(self._db, "clients")
-        doc = {"_id": client_id, **fields, "created_at": now, "updated_at": now}
+        doc = {**fields, "created_at": now, "updated_at": now}
+
+        async def phone_taken() -> bool:
+            return await self._col.find_one({"phone": fields["phone"]}, {"_id": 1}) is not None
+
         try:
-            await self._col.insert_one(doc)
+            client_id = await insert_with_new_id(self._db, "clients", doc, phone_taken)
         except DuplicateKeyError:
             raise _duplicate_phone(fields.get("phone")) from None
-        return _client(doc)
+        return _client({"_id": client_id, **doc})
 
     async def get(self, client_id: int) -> Client:
         doc = await self._col.find_one({"_id": client_id})
@@ -58,7 +61,9 @@ class ClientStore:
                 {"$set": {**changes, "updated_at": now}},
                 return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:
+        except OperationFailure as exc:
+            if not is_duplicate_key(exc):
+                raise
             raise _duplicate_phone(changes.get("phone")) from None
         if doc is None:
             raise NotFound(f"client {client_id} not found")

@@ -1,11 +1,16 @@
-"""The MongoDB connection, the indexes every query relies on, and integer id allocation."""
+"""The MongoDB connection, the indexes every query relies on, and integer ids."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 Database = AsyncDatabase[dict[str, Any]]
 
@@ -21,8 +26,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("closed_at", ASCENDING), ("end_at", ASCENDING)], name="closing"),
     ],
     "messages": [
-        # One message per mailing and client: what makes planning idempotent.
-        IndexModel([("mailing_id", ASCENDING), ("client_id", ASCENDING)], unique=True, name="mailing_client"),
         # The dispatcher's claim: due pending messages and expired leases.
         IndexModel([("status", ASCENDING), ("due_at", ASCENDING)], name="due"),
         # Statistics by mailing and status (covered), and the message log of one mailing.
@@ -31,7 +34,32 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("client_id", ASCENDING), ("_id", ASCENDING)], name="client_log"),
         IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_log"),
     ],
+    "claims": [
+        IndexModel([("at", ASCENDING)], name="sweep"),
+    ],
 }
+
+# Writers racing for one id or one counter document spread out by up to this long before trying again.
+_RACE_JITTER_S = 0.005
+
+# Statements per write command. FerretDB 1.x keeps a pooled SQLite connection per statement until the whole
+# command ends (100 per database), so a bulk write of ~100 statements deadlocks it; on MongoDB a command of 16
+# statements is still a batch.
+WRITE_CHUNK = 16
+
+
+def is_duplicate_key(exc: OperationFailure) -> bool:
+    """A unique index refused the write. FerretDB 1.x reports that from findAndModify as an InternalError."""
+    return isinstance(exc, DuplicateKeyError) or "UNIQUE constraint failed" in str(exc)
+
+
+async def bulk_write(collection: AsyncCollection[dict[str, Any]], ops: Sequence[UpdateOne]) -> int:
+    """Unordered bulk write in commands of WRITE_CHUNK statements; returns how many documents changed."""
+    modified = 0
+    for start in range(0, len(ops), WRITE_CHUNK):
+        result = await collection.bulk_write(list(ops[start:start + WRITE_CHUNK]), ordered=False)
+        modified += result.modified_count
+    return modified
 
 
 def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
@@ -44,11 +72,44 @@ async def ensure_indexes(db: Database) -> None:
         await db[collection].create_indexes(indexes)
 
 
-async def allocate_ids(db: Database, sequence: str, count: int = 1) -> range:
-    """Reserve `count` consecutive int64 ids from a named sequence in one atomic round trip."""
-    doc = await db.counters.find_one_and_update(
-        {"_id": sequence}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
-    )
-    assert doc is not None  # upsert with AFTER always returns the document
-    last = int(doc["seq"])
-    return range(last - count + 1, last + 1)
+async def next_id(db: Database, sequence: str, attempts: int = 30) -> int:
+    """The next int64 id of a named sequence.
+
+    Atomic on MongoDB, where only the very first upserts of a sequence can race (and one of them is retried).
+    On FerretDB 1.x two concurrent calls may get the same id, so inserts go through `insert_with_new_id`,
+    which retries on a taken id.
+    """
+    for _ in range(attempts):
+        try:
+            doc = await db.counters.find_one_and_update(
+                {"_id": sequence}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except OperationFailure as exc:
+            if not is_duplicate_key(exc):
+                raise
+            await asyncio.sleep(random.uniform(0, _RACE_JITTER_S))
+            continue
+        assert doc is not None  # upsert with AFTER always returns the document
+        return int(doc["seq"])
+    raise RuntimeError(f"could not advance the {sequence} sequence after {attempts} attempts")
+
+
+async def insert_with_new_id(
+    db: Database, collection: str, doc: dict[str, Any], clashes: Callable[[], Awaitable[bool]] | None = None,
+    attempts: int = 30,
+) -> int:
+    """Insert `doc` under a fresh id from the collection's sequence; returns the id.
+
+    A duplicate key is either a taken id (take another and retry) or, when `clashes()` says so, a real clash
+    on another unique field, which is re-raised as DuplicateKeyError.
+    """
+    for _ in range(attempts):
+        new_id = await next_id(db, collection)
+        try:
+            await db[collection].insert_one({"_id": new_id, **doc})
+            return new_id
+        except DuplicateKeyError:
+            if clashes is not None and await clashes():
+                raise
+            await asyncio.sleep(random.uniform(0, _RACE_JITTER_S))
+    raise RuntimeError(f"no free id in {collection} after {attempts} attempts")

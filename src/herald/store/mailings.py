@@ -10,7 +10,7 @@ from pymongo import ReturnDocument
 
 from herald.domain.models import ClientFilter, Mailing, SendWindow
 from herald.errors import Conflict, NotFound
-from herald.store.db import Database, allocate_ids
+from herald.store.db import Database, insert_with_new_id
 
 LIVE = {"deleted_at": None}
 
@@ -67,13 +67,12 @@ class MailingStore:
         self._db = db
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Mailing:
-        (mailing_id,) = await allocate_ids(self._db, "mailings")
         doc = {
-            "_id": mailing_id, **to_doc(fields), "created_at": now, "updated_at": now,
-            "deleted_at": None, "closed_at": None, **_REPLAN,
+            **to_doc(fields), "created_at": now, "updated_at": now, "deleted_at": None, "closed_at": None,
+            **_REPLAN,
         }
-        await self._col.insert_one(doc)
-        return _mailing(doc)
+        mailing_id = await insert_with_new_id(self._db, "mailings", doc)
+        return _mailing({"_id": mailing_id, **doc})
 
     async def get(self, mailing_id: int) -> Mailing:
         doc = await self._col.find_one({"_id": mailing_id, **LIVE})

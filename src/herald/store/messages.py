@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,16 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from herald.domain.models import Message, MessageStatus
-from herald.store.db import Database, allocate_ids
+from herald.store.db import Database, bulk_write
 
 PENDING, SENDING = MessageStatus.PENDING.value, MessageStatus.SENDING.value
 DUPLICATE_KEY = 11000
+CLIENT_ID_BITS = 32
+
+
+def message_id(mailing_id: int, client_id: int) -> int:
+    """The one message of a client in a mailing has a fixed id (client ids stay below 2**32, mailing ids 2**31)."""
+    return mailing_id << CLIENT_ID_BITS | client_id
 
 
 def _message(doc: Mapping[str, Any]) -> Message:
@@ -76,16 +83,19 @@ class MessageStore:
         self._db = db
 
     async def insert_planned(self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime) -> int:
-        """Create pending messages for (client_id, due_at) pairs; pairs that already have one are skipped."""
+        """Create pending messages for (client_id, due_at) pairs; a pair that has its message already is skipped.
+
+        The id is a function of mailing and client, so planning is idempotent by primary key: interrupted and
+        resumed, or run by two workers at once, it still makes one message per client.
+        """
         due = list(due)
         if not due:
             return 0
-        ids = await allocate_ids(self._db, "messages", len(due))
         docs = [
-            {"_id": message_id, "mailing_id": mailing_id, "client_id": client_id, "status": PENDING,
-             "created_at": now, "sent_at": None, "attempts": 0, "last_error": None, "due_at": due_at,
-             "lease_owner": None}
-            for message_id, (client_id, due_at) in zip(ids, due, strict=True)
+            {"_id": message_id(mailing_id, client_id), "mailing_id": mailing_id, "client_id": client_id,
+             "status": PENDING, "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
+             "due_at": due_at, "lease_owner": None}
+            for client_id, due_at in due
         ]
         try:
             await self._col.insert_many(docs, ordered=False)
@@ -95,8 +105,7 @@ class MessageStore:
             # Some clients had a message already. One cancelled because the client stopped matching the
             # filter comes back: the client is in the audience again.
             await self._col.update_many(
-                {"mailing_id": mailing_id, "client_id": {"$in": [client_id for client_id, _ in due]},
-                 "status": "cancelled"},
+                {"_id": {"$in": [doc["_id"] for doc in docs]}, "status": "cancelled"},
                 {"$set": {"status": PENDING, "due_at": now}},
             )
             return int(exc.details["nInserted"])
@@ -105,28 +114,55 @@ class MessageStore:
     async def claim(self, limit: int, now: datetime, lease_s: float) -> Claim | None:
         """Reserve up to `limit` due messages: pending ones whose time has come, and sending ones whose lease ran out.
 
-        Three round trips whatever the batch size: pick candidate ids, take the ones still due under a fresh
-        token (a single-document atomic update each, so two workers never hold one message), read back what
-        this token got. Attempts are counted here, so a worker that crashes mid-send cannot loop forever.
+        Each claim of each message has a key, "<message id>:<claim number>", inserted into `claims` under a
+        unique _id: whichever worker inserts it holds that attempt, on any MongoDB-compatible server (a
+        conditional update alone is not enough on FerretDB 1.x, which reads and then writes without re-checking
+        the filter). Three round trips whatever the batch size. Attempts are counted here, so a worker that
+        crashes mid-send cannot loop forever.
         """
         due = {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
-        candidates = [doc["_id"] async for doc in self._col.find(due, {"_id": 1}).sort("due_at", 1).limit(limit)]
-        if not candidates:
+        window = [doc async for doc in self._col.find(due).sort("due_at", 1).limit(2 * limit)]
+        if not window:
+            return None
+        # Workers that look at once see the same head of the queue: each tries a random half of a window twice
+        # the batch, so they mostly take different messages instead of all racing for the same ones.
+        docs = random.sample(window, limit) if len(window) > limit else window
+        candidates = [_message(doc) for doc in docs]
+        # Claims count up and never go back (attempts do, when a claimed message was not sent after all).
+        claim_seqs = [int(doc.get("claim_seq", 0)) for doc in docs]
+        keys = [{"_id": f"{m.id}:{seq + 1}", "at": now} for m, seq in zip(candidates, claim_seqs, strict=True)]
+        lost: set[int] = set()
+        try:
+            await self._db.claims.insert_many(keys, ordered=False)
+        except BulkWriteError as exc:
+            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+                raise
+            lost = {error["index"] for error in exc.details["writeErrors"]}
+        won = sorted(
+            ((m, seq) for i, (m, seq) in enumerate(zip(candidates, claim_seqs, strict=True)) if i not in lost),
+            key=lambda pair: pair[0].id,
+        )
+        if not won:
             return None
         token = uuid.uuid4().hex
         lease_until = now + timedelta(seconds=lease_s)
-        await self._col.update_many(
-            {"_id": {"$in": candidates}, **due},
-            {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until}, "$inc": {"attempts": 1}},
-        )
-        messages = [_message(doc) async for doc in self._col.find({"lease_owner": token}).sort("_id", 1)]
-        return Claim(token, lease_until, messages) if messages else None
+        # Attempts differ per message, so they are set per message; the claim keys make each write exclusive.
+        await bulk_write(self._col, [
+            UpdateOne({"_id": m.id}, {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until,
+                                               "attempts": m.attempts + 1, "claim_seq": seq + 1}})
+            for m, seq in won
+        ])
+        claimed = [replace(m, status=MessageStatus.SENDING, attempts=m.attempts + 1, due_at=lease_until)
+                   for m, _ in won]
+        return Claim(token, lease_until, claimed)
+
+    async def sweep_claim_keys(self, older_than: datetime) -> int:
+        """Drop claim keys nobody can contest any more (MongoDB could use a TTL index; FerretDB 1.x has none)."""
+        result = await self._db.claims.delete_many({"at": {"$lt": older_than}})
+        return result.deleted_count
 
     async def settle(self, ops: list[UpdateOne]) -> int:
-        if not ops:
-            return 0
-        result = await self._col.bulk_write(ops, ordered=False)
-        return result.modified_count
+        return await bulk_write(self._col, ops)
 
     async def release(self, tokens: Iterable[str], now: datetime) -> int:
         """Give claimed, unsent messages back to the outbox at once, their attempt not counted."""
