@@ -14,6 +14,7 @@ from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
 
 from herald.api.problems import on_validation_error, problem_middleware, request_context_middleware
 from herald.api.routes import setup_routes
+from herald.api.schemas import Problem
 from herald.api.health import healthz, readyz
 from herald.app_keys import clock_key, config_key, db_key, http_session_key, service_key, store_key, wakeups_key
 from herald.clock import SYSTEM_CLOCK, Clock
@@ -120,7 +121,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
     app.cleanup_ctx.append(database_ctx)
     if Role.API in roles:
         setup_routes(app)
-        setup_aiohttp_apispec(
+        docs = setup_aiohttp_apispec(
             app,
             title="Herald",
             version="1.0",
@@ -130,6 +131,9 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
             error_callback=on_validation_error,
             info={"description": API_DESCRIPTION},
         )
+        # Error responses refer to it by name; apispec resolves the decorators' dicts in place, so the component
+        # is registered here for every app, not only for the first one built in a process.
+        docs.spec.components.schema("Problem", schema=Problem)
         app.router.add_get("/docs", _to_docs)
     else:
         app.router.add_get("/healthz", healthz)

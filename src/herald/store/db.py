@@ -68,8 +68,12 @@ def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
 
 
 async def ensure_indexes(db: Database) -> None:
+    """Create the indexes that are missing. Only those: FerretDB 1.x panics on createIndexes for existing ones."""
     for collection, indexes in INDEXES.items():
-        await db[collection].create_indexes(indexes)
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        missing = [index for index in indexes if index.document["name"] not in existing]
+        if missing:
+            await db[collection].create_indexes(missing)
 
 
 async def next_id(db: Database, sequence: str, attempts: int = 30) -> int:

@@ -208,7 +208,7 @@ class MessageStore:
         return [(doc["_id"], doc["client_id"]) async for doc in cursor]
 
     async def page(
-        self, *, after: int | None, limit: int, mailing_id: int | None = None, client_id: int | None = None,
+        self, *, limit: int, after: int | None = None, mailing_id: int | None = None, client_id: int | None = None,
         status: str | None = None,
     ) -> list[Message]:
         query: dict[str, Any] = {}
