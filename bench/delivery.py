@@ -40,6 +40,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from herald.app import create_app
 from herald.config import Config, load_config
 from herald.localdb import REPO, LocalFerretDB, free_port
 from herald.probe.app import make_token
@@ -199,8 +200,6 @@ class HeraldSubprocess:
 
 class HeraldInProcess:
     def __init__(self, config: Config) -> None:
-        from herald.app import create_app  # noqa: PLC0415 - only this mode builds the app here
-
         warnings.filterwarnings("ignore", category=NotAppKeyWarning)
         self._runner = web.AppRunner(create_app(config), access_log=None)
         self._port = free_port()
@@ -510,33 +509,41 @@ def progress_line(watch: Watch, planned: int, accepted: int, db_ok: bool) -> str
             + ("" if db_ok else "  [database not answering]"))
 
 
+def note_planning(watch: Watch, result: HeraldResult, mailing: Mapping[str, Any] | None, accepted: int) -> None:
+    if watch.planned_at is not None or mailing is None:
+        return
+    if mailing.get("planned_at") is not None:
+        watch.planned_at, watch.accepted_when_planned = mailing["planned_at"], accepted
+        result.planned = Rate(result.wanted, seconds_since(watch.origin, watch.planned_at))
+        result.planning_done = True
+    # Timed when a count is first seen, so that a stall afterwards does not dilute the rate.
+    elif (planned := int(mailing.get("plan_cursor") or 0)) != result.planned.count:
+        result.planned = Rate(planned, seconds_since(watch.origin, datetime.now(UTC)))
+
+
+def note_delivery(watch: Watch, result: HeraldResult, stats: Mapping[str, Any]) -> None:
+    accepted = int(stats["unique_accepted"])
+    last = datetime.fromisoformat(stats["last_arrival"]) if stats["last_arrival"] else datetime.now(UTC)
+    result.delivered = Rate(accepted, seconds_since(watch.origin, last))
+    result.delivery_done = accepted >= result.wanted
+    if result.delivery_done and watch.planned_at is not None and last > watch.planned_at:
+        result.delivered_after_planning = Rate(accepted - watch.accepted_when_planned,
+                                               seconds_since(watch.planned_at, last))
+
+
 async def poll_once(session: aiohttp.ClientSession, db: Database, mailing_id: int, probe_base: str,
                     watch: Watch, result: HeraldResult) -> bool:
     """One round of polling; True when every message has been accepted by the emulator."""
     mailing = await bounded(lambda: db.mailings.find_one({"_id": mailing_id}, {"plan_cursor": 1, "planned_at": 1}))
     stats = await probe_stats(session, probe_base)
-    accepted = int(stats["unique_accepted"])
-    now = datetime.now(UTC)
-    if watch.planned_at is None and mailing is not None and mailing.get("planned_at") is not None:
-        watch.planned_at, watch.accepted_when_planned = mailing["planned_at"], accepted
-        result.planned = Rate(result.wanted, seconds_since(watch.origin, watch.planned_at))
-        result.planning_done = True
-    elif watch.planned_at is None and mailing is not None:
-        result.planned = Rate(int(mailing.get("plan_cursor") or 0), seconds_since(watch.origin, now))
-    result.delivered = Rate(accepted, seconds_since(watch.origin, now))
-    watch.moved(result.planned.count, accepted)
-    if accepted >= result.wanted:
-        last = datetime.fromisoformat(stats["last_arrival"])
-        result.delivered, result.delivery_done = Rate(accepted, seconds_since(watch.origin, last)), True
-        if watch.planned_at is not None and last > watch.planned_at:
-            result.delivered_after_planning = Rate(accepted - watch.accepted_when_planned,
-                                                   seconds_since(watch.planned_at, last))
-        return True
-    if time.monotonic() >= watch.next_report:
-        say(progress_line(watch, result.planned.count, accepted, mailing is not None))
+    note_planning(watch, result, mailing, int(stats["unique_accepted"]))
+    note_delivery(watch, result, stats)
+    watch.moved(result.planned.count, result.delivered.count)
+    if not result.delivery_done and time.monotonic() >= watch.next_report:
+        say(progress_line(watch, result.planned.count, result.delivered.count, mailing is not None))
         watch.next_report = time.monotonic() + watch.progress_s
-        watch.report_accepted, watch.report_at = accepted, time.monotonic()
-    return False
+        watch.report_accepted, watch.report_at = result.delivered.count, time.monotonic()
+    return result.delivery_done
 
 
 async def wait_settled(db: Database, mailing_id: int, wanted: int, origin: datetime, deadline: float
@@ -630,7 +637,8 @@ def report_rows(result: HeraldResult, ceilings: Ceilings) -> list[tuple[str, str
 def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(4)]
     for row in [HEADER, *rows]:
-        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:4], widths[1:]))]
+        numbers = (cell.rjust(width) for cell, width in zip(row[1:4], widths[1:], strict=True))
+        cells = [row[0].ljust(widths[0]), *numbers]
         say("  ".join([*cells, row[4]]).rstrip())
 
 

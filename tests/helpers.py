@@ -22,3 +22,42 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
 
+
+
+async def add_clients(api: Any, count: int, start: int = 0, **fields: Any) -> list[dict[str, Any]]:
+    """Create clients through the API: phones 7900000000<start>..., Moscow time unless told."""
+    clients = []
+    for i in range(start, start + count):
+        response = await api.post("/api/v1/clients", json={"phone": f"7900{i:07d}", "timezone": "Europe/Moscow",
+                                                           **fields})
+        assert response.status == 201, await response.text()
+        clients.append(await response.json())
+    return clients
+
+
+async def add_mailing(api: Any, **fields: Any) -> dict[str, Any]:
+    """Create a mailing through the API; by default it started an hour before T0 and ends six hours after."""
+    body = {"text": "Hello", "start_at": "2026-06-01T11:00:00Z", "end_at": "2026-06-01T18:00:00Z", **fields}
+    response = await api.post("/api/v1/mailings", json=body)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def counts(store: Any, mailing_id: int) -> dict[str, int]:
+    """The mailing's non-zero message counts by status."""
+    by_status = (await store.stats.by_mailing([mailing_id]))[mailing_id]
+    return {status: n for status, n in by_status.items() if n}
+
+
+async def wait_counts(store: Any, mailing_id: int, expected: dict[str, int], timeout: float = 10.0) -> None:
+    last: dict[str, int] = {}
+
+    async def check() -> bool:
+        nonlocal last
+        last = await counts(store, mailing_id)
+        return last == expected
+
+    try:
+        await eventually(check, timeout)
+    except AssertionError:
+        raise AssertionError(f"counts of mailing {mailing_id} stayed {last}, expected {expected}") from None

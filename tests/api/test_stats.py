@@ -18,8 +18,8 @@ async def test_statistics_count_messages_by_status(api, store):
     assert claim
     sent = next(m for m in claim.messages if m.mailing_id == first["id"])
     failed = next(m for m in claim.messages if m.mailing_id == first["id"] and m.id != sent.id)
-    await store.messages.settle([Settle(claim.token).sent(sent.id, T0),
-                                 Settle(claim.token).final(failed.id, MessageStatus.FAILED, "HTTP 400")])
+    await store.messages.settle([Settle(claim.token).sent(sent.id),
+                                 Settle(claim.token).final(failed.id, MessageStatus.FAILED, "HTTP 400")], T0)
 
     stats = await (await api.get("/api/v1/mailings/stats")).json()
     assert stats["total"] == 5 and stats["by_status"] == {**ZERO, "sent": 1, "failed": 1, "sending": 3}

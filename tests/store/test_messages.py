@@ -64,8 +64,8 @@ async def test_a_stale_worker_cannot_overwrite_the_newer_claim(store: Store):
     fresh = await store.messages.claim(10, T0 + timedelta(seconds=61), lease_s=60)
     assert stale and fresh
     message_id = stale.messages[0].id
-    assert await store.messages.settle([Settle(stale.token).final(message_id, MessageStatus.FAILED, "x")]) == 0
-    assert await store.messages.settle([Settle(fresh.token).sent(message_id, T0)]) == 1
+    assert await store.messages.settle([Settle(stale.token).final(message_id, MessageStatus.FAILED, "x")], T0) == 0
+    assert await store.messages.settle([Settle(fresh.token).sent(message_id)], T0) == 1
     (message,) = await store.messages.page(after=None, limit=1)
     assert (message.status, message.sent_at, message.last_error) == (MessageStatus.SENT, T0, None)
 
@@ -75,7 +75,7 @@ async def test_waiting_for_the_window_gives_the_attempt_back(store: Store):
     claim = await store.messages.claim(10, T0, lease_s=60)
     assert claim
     later = T0 + timedelta(hours=3)
-    await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, later)])
+    await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, later)], T0)
     (message,) = await store.messages.page(after=None, limit=1)
     assert (message.status, message.attempts, message.due_at) == (MessageStatus.PENDING, 0, later)
 
@@ -84,7 +84,7 @@ async def test_release_returns_held_messages_at_once(store: Store):
     await store.messages.insert_planned(1, [(1, T0), (2, T0)], T0)
     claim = await store.messages.claim(10, T0, lease_s=60)
     assert claim
-    await store.messages.settle([Settle(claim.token).sent(claim.messages[0].id, T0)])
+    await store.messages.settle([Settle(claim.token).sent(claim.messages[0].id)], T0)
     assert await store.messages.release([claim.token], T0) == 1
     again = await store.messages.claim(10, T0, lease_s=60)
     assert again and [(m.client_id, m.attempts) for m in again.messages] == [(2, 1)]
@@ -108,4 +108,4 @@ async def test_a_message_given_back_can_be_claimed_again_and_again(store: Store)
     for _ in range(3):
         claim = await store.messages.claim(1, T0, lease_s=60)
         assert claim and claim.messages[0].attempts == 1
-        await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, T0)])
+        await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, T0)], T0)

@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
 from herald.clock import Clock
@@ -22,7 +21,7 @@ from herald.domain.models import Client, Mailing, Message, MessageStatus
 from herald.domain.outcome import Outcome, Verdict
 from herald.logs import log_context
 from herald.store import Store
-from herald.store.messages import Claim, Settle
+from herald.store.messages import Claim, Settle, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +43,11 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        self._ops: list[UpdateOne] = []
+        self._outcomes: list[Settlement] = []  # waiting to be written
         self._flush_soon = asyncio.Event()
-        self._open_claims: dict[str, int] = {}  # claim token -> messages not yet settled
+        self._flushing = True
+        # Claim token -> messages whose outcome is not yet written. What is still open at shutdown is released.
+        self._open_claims: dict[str, int] = {}
         self._last_auth_alarm = float("-inf")
 
     def stop(self) -> None:
@@ -71,12 +72,19 @@ class Dispatcher:
                 except PyMongoError:
                     log.exception("outbox unavailable; trying again shortly")
                     claim = None
+                except Exception:
+                    # A bug must not silently stop all delivery: say so loudly and keep going.
+                    log.exception("dispatch round failed; trying again shortly")
+                    claim = None
                 if claim is None:
                     await self._idle()
         finally:
             await self._drain()
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            # The flusher finishes the write it is in (cancelling it could lose outcomes), then one last flush.
+            self._flushing = False
+            self._flush_soon.set()
+            await flusher
+            await self._flush()
             await self._release_open_claims()
 
     async def _idle(self) -> None:
@@ -98,7 +106,7 @@ class Dispatcher:
         for message in messages:
             mailing, client = mailings.get(message.mailing_id), clients.get(message.client_id)
             if mailing is None or client is None or not matches(mailing.filter, client):
-                self._settle(claim.token, settle.final(message.id, MessageStatus.CANCELLED))
+                self._settle(settle.final(message.id, MessageStatus.CANCELLED))
                 continue
             decision = decide(mailing, ZoneInfo(client.timezone), now)
             if isinstance(decision, Send):
@@ -106,9 +114,9 @@ class Dispatcher:
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
             elif isinstance(decision, Wait):
-                self._settle(claim.token, settle.wait(message.id, decision.until))
+                self._settle(settle.wait(message.id, decision.until))
             else:
-                self._settle(claim.token, settle.final(message.id, MessageStatus.EXPIRED))
+                self._settle(settle.final(message.id, MessageStatus.EXPIRED))
 
     async def _deliver(
         self, claim: Claim, settle: Settle, message: Message, mailing: Mailing, client: Client, deadline: datetime
@@ -117,21 +125,21 @@ class Dispatcher:
             async with self._slots:
                 now = self._clock.now()
                 if now >= deadline:
-                    op = settle.final(message.id, MessageStatus.EXPIRED)
+                    outcome_write = settle.final(message.id, MessageStatus.EXPIRED)
                 elif now + timedelta(seconds=self._sender.timeout_s) >= claim.lease_until:
                     # The lease could run out mid-request and another worker send it too: leave it to them.
                     log.warning("lease too short to send; leaving the message to be claimed again")
-                    self._settled(claim.token)
+                    self._written(claim.token)
                     return
                 else:
                     outcome = await self._sender.send(message.id, client.phone, mailing.text, deadline)
-                    op = self._after(settle, message, mailing, outcome)
-            self._settle(claim.token, op)
+                    outcome_write = self._after(settle, message, mailing, outcome)
+            self._settle(outcome_write)
 
-    def _after(self, settle: Settle, message: Message, mailing: Mailing, outcome: Outcome) -> UpdateOne:
+    def _after(self, settle: Settle, message: Message, mailing: Mailing, outcome: Outcome) -> Settlement:
         now = self._clock.now()
         if outcome.verdict is Verdict.SENT:
-            return settle.sent(message.id, now)
+            return settle.sent(message.id)
         if outcome.verdict is Verdict.FAILED:
             log.warning("message failed", extra={"error": outcome.detail})
             return settle.final(message.id, MessageStatus.FAILED, outcome.detail)
@@ -154,13 +162,12 @@ class Dispatcher:
             log.error("the external API refuses Herald's token: check sender.token; messages wait and retry",
                       extra={"error": outcome.detail})
 
-    def _settle(self, token: str, op: UpdateOne) -> None:
-        self._ops.append(op)
-        self._settled(token)
-        if len(self._ops) >= self._config.batch_size:
+    def _settle(self, settlement: Settlement) -> None:
+        self._outcomes.append(settlement)
+        if len(self._outcomes) >= self._config.batch_size:
             self._flush_soon.set()
 
-    def _settled(self, token: str) -> None:
+    def _written(self, token: str) -> None:
         left = self._open_claims[token] - 1
         if left:
             self._open_claims[token] = left
@@ -168,7 +175,7 @@ class Dispatcher:
             del self._open_claims[token]
 
     async def _flush_loop(self) -> None:
-        while True:
+        while self._flushing:
             try:
                 await asyncio.wait_for(self._flush_soon.wait(), FLUSH_EVERY_S)
             except TimeoutError:
@@ -177,14 +184,17 @@ class Dispatcher:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._ops:
+        if not self._outcomes:
             return
-        ops, self._ops = self._ops, []
+        batch, self._outcomes = self._outcomes, []
         try:
-            await self._store.messages.settle(ops)
+            await self._store.messages.settle(batch, self._clock.now())
         except PyMongoError:
-            log.exception("could not record outcomes; keeping them for the next flush", extra={"count": len(ops)})
-            self._ops[:0] = ops
+            log.exception("could not record outcomes; keeping them for the next flush", extra={"count": len(batch)})
+            self._outcomes[:0] = batch
+            return
+        for settlement in batch:
+            self._written(settlement.token)
 
     async def _drain(self) -> None:
         """Let in-flight sends finish within the grace period; cancel the rest (their leases are released)."""

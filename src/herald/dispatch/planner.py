@@ -51,6 +51,10 @@ class Planner:
                 except PyMongoError:
                     log.exception("planner cannot reach the database; trying again shortly")
                     busy = False
+                except Exception:
+                    # A bug must not silently stop all planning: say so loudly and keep going.
+                    log.exception("planner round failed; trying again shortly")
+                    busy = False
                 if not busy:
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), self._config.poll_s)
@@ -84,7 +88,7 @@ class Planner:
                                                              limit=self._config.batch_size)
             if not batch:
                 if await self._store.mailings.finish_planning(mailing.id, self._owner, self._clock.now()):
-                    log.info("planning finished", extra={"created": created})
+                    log.info("planning finished", extra={"messages_created": created})
                 return
             now = self._clock.now()
             start = max(now, mailing.start_at)

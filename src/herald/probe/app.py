@@ -22,7 +22,7 @@ from aiohttp import web
 from herald.clock import SYSTEM_CLOCK, Clock
 from herald.config import ProbeConfig
 
-FAULT_KINDS = ("500", "502", "503", "429", "401", "malformed", "drop", "hang")
+FAULT_KINDS = ("500", "502", "503", "429", "400", "404", "401", "malformed", "drop", "hang")
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Ledger:
     by_outcome: Counter[str] = field(default_factory=Counter)
     accepted: Counter[int] = field(default_factory=Counter)
     arrivals: list[tuple[int, datetime, str]] = field(default_factory=list)
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)  # the last valid body of each msgId
 
     def record(self, msg_id: int, at: datetime, outcome: str) -> None:
         self.requests += 1
@@ -151,6 +152,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     if not valid:
         state.ledger.record(msg_id, arrived, "400")
         return _error(400, "Bad request: body must be {id: msgId, phone: int, text: str}")
+    state.ledger.bodies[msg_id] = body
     if fault is not None and fault.isdigit():
         state.ledger.record(msg_id, arrived, fault)
         headers = {"Retry-After": str(state.faults.retry_after_s)} if fault == "429" else {}

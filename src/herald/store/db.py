@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -53,7 +53,7 @@ def is_duplicate_key(exc: OperationFailure) -> bool:
     return isinstance(exc, DuplicateKeyError) or "UNIQUE constraint failed" in str(exc)
 
 
-async def bulk_write(collection: AsyncCollection[dict[str, Any]], ops: Sequence[UpdateOne]) -> int:
+async def bulk_write(collection: AsyncCollection[dict[str, Any]], ops: Sequence[UpdateOne | UpdateMany]) -> int:
     """Unordered bulk write in commands of WRITE_CHUNK statements; returns how many documents changed."""
     modified = 0
     for start in range(0, len(ops), WRITE_CHUNK):

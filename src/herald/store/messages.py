@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany
 from pymongo.errors import BulkWriteError
 
 from herald.domain.models import Message, MessageStatus
@@ -48,33 +49,43 @@ class Claim:
     messages: list[Message]
 
 
+# Stands for "the time the outcome is written" in a settlement; `settle` puts the time in.
+RECORDED_AT = object()
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of one claimed message, written only while the claim's token still holds it."""
+
+    token: str
+    message_id: int
+    fields: tuple[tuple[str, Any], ...]
+    give_back_attempt: bool = False
+
+
 class Settle:
-    """Outcome writes for claimed messages; each applies only while the claim's token still holds the message."""
+    """Settlements for the messages of one claim."""
 
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def _op(self, message_id: int, fields: Mapping[str, Any], inc: Mapping[str, int] | None = None) -> UpdateOne:
-        update: dict[str, Any] = {"$set": {**fields, "lease_owner": None}}
-        if inc:
-            update["$inc"] = dict(inc)
-        return UpdateOne({"_id": message_id, "lease_owner": self._token, "status": SENDING}, update)
+    def _of(self, message_id: int, give_back_attempt: bool = False, **fields: Any) -> Settlement:
+        return Settlement(self._token, message_id, tuple(sorted(fields.items())), give_back_attempt)
 
-    def sent(self, message_id: int, now: datetime) -> UpdateOne:
-        return self._op(message_id, {"status": "sent", "sent_at": now, "due_at": None, "last_error": None})
+    def sent(self, message_id: int) -> Settlement:
+        return self._of(message_id, status="sent", sent_at=RECORDED_AT, due_at=None, last_error=None)
 
-    def retry(self, message_id: int, due_at: datetime, error: str) -> UpdateOne:
-        return self._op(message_id, {"status": PENDING, "due_at": due_at, "last_error": error})
+    def retry(self, message_id: int, due_at: datetime, error: str) -> Settlement:
+        return self._of(message_id, status=PENDING, due_at=due_at, last_error=error)
 
-    def wait(self, message_id: int, due_at: datetime) -> UpdateOne:
+    def wait(self, message_id: int, due_at: datetime) -> Settlement:
         """Not attempted after all (outside the send window, or not started): the claim's attempt is given back."""
-        return self._op(message_id, {"status": PENDING, "due_at": due_at}, inc={"attempts": -1})
+        return self._of(message_id, give_back_attempt=True, status=PENDING, due_at=due_at)
 
-    def final(self, message_id: int, status: MessageStatus, error: str | None = None) -> UpdateOne:
-        fields: dict[str, Any] = {"status": status.value, "due_at": None}
-        if error is not None:
-            fields["last_error"] = error
-        return self._op(message_id, fields)
+    def final(self, message_id: int, status: MessageStatus, error: str | None = None) -> Settlement:
+        if error is None:
+            return self._of(message_id, status=status.value, due_at=None)
+        return self._of(message_id, status=status.value, due_at=None, last_error=error)
 
 
 class MessageStore:
@@ -94,7 +105,7 @@ class MessageStore:
         docs = [
             {"_id": message_id(mailing_id, client_id), "mailing_id": mailing_id, "client_id": client_id,
              "status": PENDING, "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
-             "due_at": due_at, "lease_owner": None}
+             "due_at": due_at, "lease_owner": None, "claim_seq": 0}
             for client_id, due_at in due
         ]
         try:
@@ -129,7 +140,7 @@ class MessageStore:
         docs = random.sample(window, limit) if len(window) > limit else window
         candidates = [_message(doc) for doc in docs]
         # Claims count up and never go back (attempts do, when a claimed message was not sent after all).
-        claim_seqs = [int(doc.get("claim_seq", 0)) for doc in docs]
+        claim_seqs = [int(doc["claim_seq"]) for doc in docs]
         keys = [{"_id": f"{m.id}:{seq + 1}", "at": now} for m, seq in zip(candidates, claim_seqs, strict=True)]
         lost: set[int] = set()
         try:
@@ -146,11 +157,15 @@ class MessageStore:
             return None
         token = uuid.uuid4().hex
         lease_until = now + timedelta(seconds=lease_s)
-        # Attempts differ per message, so they are set per message; the claim keys make each write exclusive.
+        # The keys make these writes exclusive. Messages with the same counts share one update_many.
+        same_counts: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for m, seq in won:
+            same_counts[(m.attempts, seq)].append(m.id)
         await bulk_write(self._col, [
-            UpdateOne({"_id": m.id}, {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until,
-                                               "attempts": m.attempts + 1, "claim_seq": seq + 1}})
-            for m, seq in won
+            UpdateMany({"_id": {"$in": ids}, "claim_seq": seq},
+                       {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until,
+                                 "attempts": attempts + 1, "claim_seq": seq + 1}})
+            for (attempts, seq), ids in same_counts.items()
         ])
         claimed = [replace(m, status=MessageStatus.SENDING, attempts=m.attempts + 1, due_at=lease_until)
                    for m, _ in won]
@@ -161,7 +176,19 @@ class MessageStore:
         result = await self._db.claims.delete_many({"at": {"$lt": older_than}})
         return result.deleted_count
 
-    async def settle(self, ops: list[UpdateOne]) -> int:
+    async def settle(self, settlements: Iterable[Settlement], now: datetime) -> int:
+        """Write outcomes, one update_many per claim and identical change: a flush of hundreds is a few statements."""
+        groups: dict[tuple[str, tuple[tuple[str, Any], ...], bool], list[int]] = defaultdict(list)
+        for s in settlements:
+            groups[(s.token, s.fields, s.give_back_attempt)].append(s.message_id)
+        ops = []
+        for (token, fields, give_back_attempt), ids in groups.items():
+            update: dict[str, Any] = {"$set": {
+                **{key: now if value is RECORDED_AT else value for key, value in fields}, "lease_owner": None,
+            }}
+            if give_back_attempt:
+                update["$inc"] = {"attempts": -1}
+            ops.append(UpdateMany({"_id": {"$in": ids}, "lease_owner": token, "status": SENDING}, update))
         return await bulk_write(self._col, ops)
 
     async def release(self, tokens: Iterable[str], now: datetime) -> int:
