@@ -12,7 +12,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
 
-from herald.api.problems import on_validation_error, problem_middleware, request_context_middleware
+from herald.api.problems import on_validation_error, problem_middleware
+from herald.api.requests import request_context_middleware
 from herald.api.routes import setup_routes
 from herald.api.schemas import Problem
 from herald.api.health import healthz, readyz

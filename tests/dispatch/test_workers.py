@@ -25,8 +25,7 @@ async def test_a_restart_in_the_middle_of_a_mailing_delivers_everything_once(sta
     await _many_clients(db, 300)
     probe.state.faults.update({"latency_ms": 20})
     api = await start_herald(API)
-    first = await start_herald(WORKER, dispatch={"concurrency": 10, "batch_size": 20, "poll_s": 0.02,
-                                                 "grace_s": 0.0, "backoff_base_s": 1.0})
+    first = await start_herald(WORKER, dispatch={"concurrency": 10, "batch_size": 20, "grace_s": 0.0})
     mailing = await add_mailing(api)
     await eventually(lambda: _accepted_at_least(probe, 50))
     await first.close()  # no grace: whatever is in flight is cut off and released
@@ -44,8 +43,7 @@ async def test_several_workers_share_a_mailing_without_sending_twice(start_heral
     await _many_clients(db, 400)
     api = await start_herald(API)
     for _ in range(3):
-        await start_herald(WORKER, dispatch={"concurrency": 20, "batch_size": 25, "poll_s": 0.02, "grace_s": 2.0,
-                                             "backoff_base_s": 1.0})
+        await start_herald(WORKER, dispatch={"concurrency": 20, "batch_size": 25})
     mailing = await add_mailing(api)
     await wait_counts(store, mailing["id"], {"sent": 400}, timeout=30)
     assert len(probe.accepted()) == 400 and set(probe.accepted().values()) == {1}
@@ -54,8 +52,7 @@ async def test_several_workers_share_a_mailing_without_sending_twice(start_heral
 async def test_shutdown_lets_in_flight_sends_finish_and_leaves_nothing_sending(start_herald, db, store, probe):
     await _many_clients(db, 20)
     probe.state.faults.update({"latency_ms": 300})
-    herald = await start_herald(dispatch={"concurrency": 5, "batch_size": 10, "poll_s": 0.02, "grace_s": 5.0,
-                                          "backoff_base_s": 1.0})
+    herald = await start_herald(dispatch={"concurrency": 5, "batch_size": 10, "grace_s": 5.0})
     mailing = await add_mailing(herald)
     await eventually(lambda: _in_flight(probe))
     await herald.close()

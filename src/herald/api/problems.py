@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import uuid
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -14,12 +12,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from herald.errors import Conflict, HeraldError, NotFound
-from herald.logs import current, log_context
+from herald.logs import current
 from herald.service import Invalid
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestInvalid(Exception):
@@ -65,19 +62,6 @@ def _describe(exc: web.HTTPException) -> dict[str, Any]:
         except ValueError:
             pass
     return {"detail": exc.text}
-
-
-@web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request id on every log line of the request and on the response (taken from X-Request-ID if sane)."""
-    incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    with log_context(request_id=request_id):
-        response = await handler(request)
-        response.headers["X-Request-ID"] = request_id
-        if request.path.startswith("/api/"):
-            log.info("request", extra={"method": request.method, "path": request.path, "status": response.status})
-        return response
 
 
 @web.middleware
