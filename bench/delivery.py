@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +70,10 @@ TARGET_DELIVERY = 1000.0
 TARGET_DELIVERY_SHARE = 0.5
 TARGET_PLANNING = 5000.0
 TARGET_RSS_MB = 200.0
+
+
+# A line of Herald's text log at WARNING or above: "12:00:00.000 WARNING logger: message  key=value ...".
+LOG_LINE = re.compile(r"^[\d:.]+ (?P<what>(?:WARNING|ERROR|CRITICAL)\s+\S+ .*?)(?:  |$)")
 
 
 def say(text: str) -> None:
@@ -126,6 +132,14 @@ class Child:
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def log_summary(self, top: int = 5) -> str:
+        """The most frequent warnings and errors of the log, counted: thousands of lines say little more."""
+        counts: Counter[str] = Counter()
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if match := LOG_LINE.match(line):
+                counts[match["what"]] += 1
+        return "\n".join(f"  {n:>7,} x {what}" for what, n in counts.most_common(top))
+
     def stop(self, timeout_s: float = 30) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -162,7 +176,7 @@ class HeraldRunner(Protocol):
 
     def check_alive(self) -> None: ...
 
-    def log_tail(self) -> str: ...
+    def log_summary(self) -> str: ...
 
     async def stop(self) -> None: ...
 
@@ -191,8 +205,8 @@ class HeraldSubprocess:
     def check_alive(self) -> None:
         self._child.check_alive()
 
-    def log_tail(self) -> str:
-        return self._child.tail()
+    def log_summary(self) -> str:
+        return self._child.log_summary()
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._child.stop)
@@ -214,7 +228,7 @@ class HeraldInProcess:
     def check_alive(self) -> None:
         pass
 
-    def log_tail(self) -> str:
+    def log_summary(self) -> str:
         return ""
 
     async def stop(self) -> None:
@@ -715,8 +729,8 @@ async def measure_herald(session: aiohttp.ClientSession, client: MongoClient, co
         db = client[urlsplit(config.mongo.url).path.strip("/")]
         result = await run_herald(session, db, herald, probe_base, args.clients,
                                   (deadline, args.stall_seconds, args.progress_seconds), cpu)
-        if result.stop_reason and (tail := herald.log_tail()):
-            say(f"herald's last log lines:\n{tail}")
+        if summary := herald.log_summary():
+            say(f"herald's most frequent warnings and errors:\n{summary}")
         return result
     finally:
         await herald.stop()
@@ -762,8 +776,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="dispatch.batch_size, the claim size (default: config's)")
     parser.add_argument("--planner-batch-size", type=int, help="planner.batch_size (default: config's)")
     parser.add_argument("--max-seconds", type=float, default=600, help="hard limit of the whole run (default 600)")
-    parser.add_argument("--stall-seconds", type=float, default=60,
-                        help="stop when nothing is planned or delivered for this long (default 60)")
+    parser.add_argument("--stall-seconds", type=float, default=180,
+                        help="stop when nothing is planned or delivered for this long (default 180: a claimed "
+                             "message that could not be sent waits out its 60 s lease first)")
     parser.add_argument("--ceiling-seconds", type=float, default=30, help="limit of each ceiling (default 30)")
     parser.add_argument("--emulator-sample", type=int, default=20_000,
                         help="requests of the raw emulator ceiling (default 20000)")

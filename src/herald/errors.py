@@ -16,3 +16,7 @@ class NotFound(HeraldError):
 
 class Conflict(HeraldError):
     """The request clashes with the current state, e.g. a duplicate phone number."""
+
+
+class Invalid(HeraldError):
+    """The request is well-formed but breaks a rule that needs stored state to check, e.g. end before start."""

@@ -13,15 +13,11 @@ from herald.clock import Clock
 from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing
 from herald.domain.windows import window_opening
-from herald.errors import HeraldError
+from herald.errors import Invalid
 from herald.logs import log_context
 from herald.store import Store
 
 log = logging.getLogger(__name__)
-
-
-class Invalid(HeraldError):
-    """The request is well-formed but breaks a rule that needs stored state to check (422)."""
 
 
 @dataclass

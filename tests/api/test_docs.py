@@ -1,3 +1,9 @@
+from aiohttp.test_utils import TestClient, TestServer
+
+from herald.app import Role, create_app
+from herald.localdb import LocalFerretDB
+
+
 async def test_openapi_describes_every_endpoint_with_schemas_and_errors(api):
     spec = await (await api.get("/api/v1/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
@@ -33,3 +39,16 @@ async def test_swagger_ui_is_served_at_docs(api):
 async def test_health_and_readiness(api):
     assert (await (await api.get("/healthz")).json()) == {"status": "ok"}
     assert (await (await api.get("/readyz")).json())["database"] == "ok"
+
+
+async def test_not_ready_while_the_database_is_down(base_config, clock):
+    server = LocalFerretDB().start()
+    try:
+        app = create_app(base_config.replace(mongo={"url": server.url("herald")}), clock=clock, roles={Role.API})
+        async with TestClient(TestServer(app, host="127.0.0.1")) as api:
+            assert (await api.get("/readyz")).status == 200
+            server.stop()
+            response = await api.get("/readyz")
+            assert response.status == 503 and (await api.get("/healthz")).status == 200
+    finally:
+        server.stop()

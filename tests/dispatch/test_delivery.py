@@ -161,3 +161,40 @@ async def _attempted(store, msg_id: int, attempts: int, status: MessageStatus) -
 async def _settle_briefly() -> None:
     """Give the background workers a few poll rounds (they poll every 20 ms in tests)."""
     await asyncio.sleep(0.2)
+
+
+async def test_a_slow_answer_times_out_and_is_retried(start_herald, store, probe, clock):
+    api = await start_herald(sender={"timeout_s": 0.3})
+    await add_clients(api, 1)
+    probe.state.faults.update({"latency_ms": 1000})
+    mailing = await add_mailing(api)
+    await eventually(lambda: _last_error_is(store, mailing["id"], "no answer within 0.30s"))
+    probe.state.faults.update({"latency_ms": 0})
+    clock.advance(2)
+    await wait_counts(store, mailing["id"], {"sent": 1})
+
+
+async def test_a_request_never_runs_past_the_mailings_end(api, store, probe):
+    await add_clients(api, 1)
+    probe.state.faults.update({"latency_ms": 5000})
+    started = asyncio.get_running_loop().time()
+    mailing = await add_mailing(api, end_at="2026-06-01T12:00:00.400Z")  # 0.4 s after T0; timeout_s is 2
+    await wait_counts(store, mailing["id"], {"expired": 1}, timeout=3)
+    assert asyncio.get_running_loop().time() - started < 1.5  # cut at the end, not at the 2 s timeout
+
+
+async def test_concurrency_stays_within_the_limit(start_herald, db, store, probe):
+    await db.clients.insert_many([
+        {"_id": i, "phone": f"7900{i:07d}", "operator_code": "900", "tag": None, "timezone": "UTC",
+         "created_at": T0, "updated_at": T0} for i in range(1, 61)
+    ])
+    probe.state.faults.update({"latency_ms": 50})
+    api = await start_herald(dispatch={"concurrency": 7})
+    mailing = await add_mailing(api)
+    await wait_counts(store, mailing["id"], {"sent": 60})
+    assert probe.state.ledger.max_in_flight == 7
+
+
+async def _last_error_is(store, mailing_id: int, error: str) -> bool:
+    messages = await store.messages.page(limit=1, mailing_id=mailing_id)
+    return bool(messages) and messages[0].last_error == error

@@ -11,9 +11,8 @@ import marshmallow
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from herald.errors import Conflict, HeraldError, NotFound
+from herald.errors import Conflict, HeraldError, Invalid, NotFound
 from herald.logs import current
-from herald.service import Invalid
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

@@ -54,6 +54,8 @@ class Ledger:
     """What arrived: every request's time and answer, and how often each msgId was accepted."""
 
     requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     by_outcome: Counter[str] = field(default_factory=Counter)
     accepted: Counter[int] = field(default_factory=Counter)
     arrivals: list[tuple[int, datetime, str]] = field(default_factory=list)
@@ -73,6 +75,7 @@ class Ledger:
             "accepted": sum(self.accepted.values()),
             "unique_accepted": len(self.accepted),
             "duplicates": sum(n - 1 for n in self.accepted.values()),
+            "max_in_flight": self.max_in_flight,
             "last_arrival": max((at for _, at, _ in self.arrivals), default=None),
         }
 
@@ -117,6 +120,16 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 
 async def send(request: web.Request) -> web.StreamResponse:
+    ledger = request.app[probe_state_key].ledger
+    ledger.in_flight += 1
+    ledger.max_in_flight = max(ledger.max_in_flight, ledger.in_flight)
+    try:
+        return await _answer(request)
+    finally:
+        ledger.in_flight -= 1
+
+
+async def _answer(request: web.Request) -> web.StreamResponse:
     state = request.app[probe_state_key]
     raw_id = request.match_info["msg_id"]
     msg_id = int(raw_id) if raw_id.isdigit() else -1
