@@ -59,10 +59,11 @@ class Dispatcher:
         flusher = asyncio.create_task(self._flush_loop(), name="dispatcher-flush")
         try:
             while not self._stopping.is_set():
-                room = 2 * self._config.concurrency - len(self._inflight)
-                if room <= 0 or len(self._inflight) >= self._config.concurrency:
+                if len(self._inflight) >= self._config.concurrency:
                     await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                # Claim ahead, up to twice the concurrency, so that sends never wait for the next claim.
+                room = 2 * self._config.concurrency - len(self._inflight)
                 try:
                     claim = await self._store.messages.claim(
                         min(room, self._config.batch_size), self._clock.now(), self._config.lease_s
@@ -125,7 +126,7 @@ class Dispatcher:
             async with self._slots:
                 now = self._clock.now()
                 if now >= deadline:
-                    outcome_write = settle.final(message.id, MessageStatus.EXPIRED)
+                    settlement = settle.final(message.id, MessageStatus.EXPIRED)
                 elif now + timedelta(seconds=self._sender.timeout_s) >= claim.lease_until:
                     # The lease could run out mid-request and another worker send it too: leave it to them.
                     log.warning("lease too short to send; leaving the message to be claimed again")
@@ -133,8 +134,8 @@ class Dispatcher:
                     return
                 else:
                     outcome = await self._sender.send(message.id, client.phone, mailing.text, deadline)
-                    outcome_write = self._after(settle, message, mailing, outcome)
-            self._settle(outcome_write)
+                    settlement = self._after(settle, message, mailing, outcome)
+            self._settle(settlement)
 
     def _after(self, settle: Settle, message: Message, mailing: Mailing, outcome: Outcome) -> Settlement:
         now = self._clock.now()

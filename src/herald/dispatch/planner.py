@@ -115,9 +115,17 @@ class Planner:
         """Expire what was not delivered by a mailing's end; returns how many mailings were closed."""
         now = self._clock.now()
         ended = await self._store.mailings.ended_unclosed(now)
+        closed = 0
         for mailing_id in ended:
             with log_context(mailing_id=mailing_id):
+                if not await self._store.mailings.mark_closed(mailing_id, now):
+                    continue  # its end was moved later since we looked
+                closed += 1
                 expired = await self._store.messages.expire_pending(mailing_id)
-                await self._store.mailings.mark_closed(mailing_id, now)
+                if not await self._store.mailings.has_ended(mailing_id, now):
+                    # An edit moved the end later while we expired: what we expired is due again.
+                    await self._store.messages.reopen_expired(mailing_id, now)
+                    log.info("mailing end moved during closing; expired messages reopened")
+                    continue
                 log.info("mailing ended", extra={"expired": expired})
-        return len(ended)
+        return closed

@@ -162,5 +162,12 @@ class MailingStore:
         cursor = self._col.find({"closed_at": None, "end_at": {"$lte": now}}, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
-    async def mark_closed(self, mailing_id: int, now: datetime) -> None:
-        await self._col.update_one({"_id": mailing_id, "end_at": {"$lte": now}}, {"$set": {"closed_at": now}})
+    async def mark_closed(self, mailing_id: int, now: datetime) -> bool:
+        """Close a mailing whose end has passed; False if it is not ended any more (its end moved later)."""
+        result = await self._col.update_one(
+            {"_id": mailing_id, "closed_at": None, "end_at": {"$lte": now}}, {"$set": {"closed_at": now}}
+        )
+        return result.matched_count == 1
+
+    async def has_ended(self, mailing_id: int, now: datetime) -> bool:
+        return await self._col.find_one({"_id": mailing_id, "end_at": {"$lte": now}}, {"_id": 1}) is not None
