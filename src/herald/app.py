@@ -23,6 +23,7 @@ from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
 from herald.dispatch.planner import Planner
 from herald.dispatch.sender import Sender
+from herald.jobs import scheduler_ctx
 from herald.service import Service, Wakeups
 from herald.store import Store
 from herald.store.db import connect, ensure_indexes
@@ -140,7 +141,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)
     if Role.PLANNER in roles:
-        app.cleanup_ctx.append(planner_ctx)
+        app.cleanup_ctx.extend([planner_ctx, scheduler_ctx])
     if Role.DISPATCHER in roles:
         app.cleanup_ctx.extend([http_session_ctx, dispatcher_ctx])
     return app

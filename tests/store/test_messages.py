@@ -1,7 +1,9 @@
 import asyncio
 from datetime import timedelta
 
+from herald.clock import FakeClock
 from herald.domain.models import MessageStatus
+from herald.jobs import sweep_claim_keys
 from herald.store import Store
 from herald.store.messages import Settle, message_id
 from tests.helpers import T0
@@ -109,3 +111,12 @@ async def test_a_message_given_back_can_be_claimed_again_and_again(store: Store)
         claim = await store.messages.claim(1, T0, lease_s=60)
         assert claim and claim.messages[0].attempts == 1
         await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, T0)], T0)
+
+
+async def test_the_sweep_drops_only_claim_keys_nobody_can_contest(store: Store, db):
+    await store.messages.insert_planned(1, [(1, T0 - timedelta(hours=2))], T0)
+    assert await store.messages.claim(1, T0 - timedelta(hours=2), lease_s=60)  # its key is two hours old
+    await db.claims.insert_one({"_id": "recent", "at": T0 - timedelta(minutes=5)})
+    clock = FakeClock(T0)
+    assert await sweep_claim_keys(store, clock) == 1
+    assert [doc["_id"] async for doc in db.claims.find()] == ["recent"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pymongo.errors import PyMongoError
@@ -18,11 +17,6 @@ from herald.logs import log_context
 from herald.store import Store
 
 log = logging.getLogger(__name__)
-
-# Claim keys only matter while a worker could still act on what it read before the key was taken: far less
-# than an hour. Sweeping now and then keeps the collection small.
-CLAIM_KEY_RETENTION = timedelta(hours=1)
-SWEEP_EVERY = timedelta(minutes=10)
 
 
 class Planner:
@@ -37,7 +31,6 @@ class Planner:
         self._dispatcher_wakeup = dispatcher_wakeup or asyncio.Event()
         self._owner = f"planner-{uuid.uuid4().hex[:12]}"
         self._stopping = asyncio.Event()
-        self._last_sweep: datetime | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -70,7 +63,6 @@ class Planner:
     async def tick(self) -> bool:
         """One round of work; True if there was something to do (so the next round should come at once)."""
         closed = await self.close_ended()
-        await self._sweep_claim_keys()
         claimed = await self._store.mailings.claim_planning(self._owner, self._clock.now(), self._config.lease_s)
         if claimed is None:
             return closed > 0
@@ -101,15 +93,6 @@ class Planner:
             ):
                 log.info("planning handed over: the mailing changed or another worker took it")
                 return
-
-    async def _sweep_claim_keys(self) -> None:
-        now = self._clock.now()
-        if self._last_sweep is not None and now - self._last_sweep < SWEEP_EVERY:
-            return
-        self._last_sweep = now
-        swept = await self._store.messages.sweep_claim_keys(now - CLAIM_KEY_RETENTION)
-        if swept:
-            log.debug("swept old claim keys", extra={"count": swept})
 
     async def close_ended(self) -> int:
         """Expire what was not delivered by a mailing's end; returns how many mailings were closed."""
