@@ -6,7 +6,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
-from typing import Any
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -17,7 +17,9 @@ from herald.api.requests import request_context_middleware
 from herald.api.routes import setup_routes
 from herald.api.schemas import Problem
 from herald.api.health import healthz, readyz
-from herald.app_keys import clock_key, config_key, db_key, http_session_key, service_key, store_key, wakeups_key
+from herald.app_keys import (
+    clock_key, config_key, db_key, dispatcher_key, http_session_key, planner_key, service_key, store_key, wakeups_key,
+)
 from herald.clock import SYSTEM_CLOCK, Clock
 from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
@@ -49,6 +51,7 @@ class Role(enum.StrEnum):
 
 
 ALL_ROLES = frozenset(Role)
+W = TypeVar("W", Planner, Dispatcher)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -77,12 +80,12 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _worker_ctx(name: str, make: Callable[[web.Application], Any], grace_s: Callable[[Config], float]
-                ) -> Callable[[web.Application], AsyncIterator[None]]:
+def _worker_ctx(name: str, key: web.AppKey[W], make: Callable[[web.Application], W],
+                grace_s: Callable[[Config], float]) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs a worker's `run()` as a task and stops it gracefully on shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        worker = make(app)
+        worker = app[key] = make(app)
         task = asyncio.create_task(worker.run(), name=name)
         yield
         worker.stop()
@@ -99,14 +102,14 @@ def _worker_ctx(name: str, make: Callable[[web.Application], Any], grace_s: Call
 
 
 planner_ctx = _worker_ctx(
-    "planner",
+    "planner", planner_key,
     lambda app: Planner(app[store_key], app[clock_key], app[config_key].planner,
                         wakeup=app[wakeups_key].planner, dispatcher_wakeup=app[wakeups_key].dispatcher),
     lambda config: 0,
 )
 
 dispatcher_ctx = _worker_ctx(
-    "dispatcher",
+    "dispatcher", dispatcher_key,
     lambda app: Dispatcher(app[store_key], Sender(app[http_session_key], app[config_key].sender, app[clock_key]),
                            app[clock_key], app[config_key].dispatch, wakeup=app[wakeups_key].dispatcher),
     lambda config: config.dispatch.grace_s,

@@ -7,6 +7,8 @@ from aiohttp import web
 
 from herald.clock import Clock
 from herald.config import Config
+from herald.dispatch.dispatcher import Dispatcher
+from herald.dispatch.planner import Planner
 from herald.service import Service, Wakeups
 from herald.store import Store
 from herald.store.db import Database
@@ -18,3 +20,5 @@ db_key = web.AppKey("db", Database)
 store_key = web.AppKey("store", Store)
 service_key = web.AppKey("service", Service)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
+planner_key = web.AppKey("planner", Planner)
+dispatcher_key = web.AppKey("dispatcher", Dispatcher)

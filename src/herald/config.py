@@ -59,6 +59,12 @@ class DispatchConfig:
     backoff_cap_s: float
     max_attempts: int
     grace_s: float
+    min_concurrency: int
+    breaker_failures: int
+    breaker_error_rate: float
+    breaker_open_s: float
+    breaker_max_open_s: float
+    rate_limit_per_s: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +139,12 @@ _RULES: dict[str, tuple[Any, str]] = {
     "dispatch.backoff_cap_s": (_positive, "positive"),
     "dispatch.max_attempts": (_positive, "at least 1"),
     "dispatch.grace_s": (lambda v: v >= 0, "zero or more"),
+    "dispatch.min_concurrency": (_positive, "at least 1"),
+    "dispatch.breaker_failures": (_positive, "at least 1"),
+    "dispatch.breaker_error_rate": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    "dispatch.breaker_open_s": (_positive, "positive"),
+    "dispatch.breaker_max_open_s": (_positive, "positive"),
+    "dispatch.rate_limit_per_s": (lambda v: v >= 0, "zero (no limit) or more"),
     "planner.batch_size": (_positive, "at least 1"),
     "planner.poll_s": (_positive, "positive"),
     "planner.lease_s": (_positive, "positive"),

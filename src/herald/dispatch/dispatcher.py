@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,9 @@ from pymongo.errors import PyMongoError
 from herald.clock import Clock
 from herald.config import DispatchConfig
 from herald.dispatch.sender import Sender
+from herald.dispatch.slots import RateLimit, Slots
 from herald.domain.backoff import retry_delay
+from herald.domain.breaker import AimdLimit, CircuitBreaker
 from herald.domain.delivery import Expire, Send, Wait, decide
 from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing, Message, MessageStatus
@@ -26,6 +29,8 @@ from herald.store.messages import Claim, Settle, Settlement
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 0.05
+# Outcomes that say the API is overloaded: the adaptive limit shrinks on them.
+OVERLOAD = frozenset({"timeout", "connection", "5xx", "429"})
 AUTH_ALARM_EVERY_S = 10.0
 
 
@@ -33,6 +38,7 @@ class Dispatcher:
     def __init__(
         self, store: Store, sender: Sender, clock: Clock, config: DispatchConfig, *,
         wakeup: asyncio.Event | None = None, rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -40,7 +46,14 @@ class Dispatcher:
         self._config = config
         self._wakeup = wakeup or asyncio.Event()
         self._rng = rng or random.Random()
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._monotonic = monotonic
+        self.breaker = CircuitBreaker(
+            failures_to_open=config.breaker_failures, error_rate_to_open=config.breaker_error_rate,
+            open_s=config.breaker_open_s, max_open_s=config.breaker_max_open_s,
+        )
+        self.limit = AimdLimit(minimum=min(config.min_concurrency, config.concurrency), maximum=config.concurrency)
+        self._slots = Slots(lambda: self.limit.value)
+        self._rate = RateLimit(config.rate_limit_per_s, monotonic)
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: list[Settlement] = []  # waiting to be written
@@ -59,14 +72,20 @@ class Dispatcher:
         flusher = asyncio.create_task(self._flush_loop(), name="dispatcher-flush")
         try:
             while not self._stopping.is_set():
-                if len(self._inflight) >= self._config.concurrency:
+                if len(self._inflight) >= self.limit.value:
                     await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                # Claim ahead, up to twice the concurrency, so that sends never wait for the next claim.
-                room = 2 * self._config.concurrency - len(self._inflight)
+                # While the breaker is open nothing is claimed: messages keep their attempts for better times.
+                breaker_room = self.breaker.capacity(self._monotonic())
+                if breaker_room == 0:
+                    await self._idle()
+                    continue
+                # Claim ahead, up to twice the limit, so that sends never wait for the next claim.
+                room = min(2 * self.limit.value - len(self._inflight), self._config.batch_size)
                 try:
                     claim = await self._store.messages.claim(
-                        min(room, self._config.batch_size), self._clock.now(), self._config.lease_s
+                        room if breaker_room is None else min(room, breaker_room), self._clock.now(),
+                        self._config.lease_s,
                     )
                     if claim is not None:
                         await self._start(claim)
@@ -132,8 +151,13 @@ class Dispatcher:
                     log.warning("lease too short to send; leaving the message to be claimed again")
                     self._written(claim.token)
                     return
+                elif not self.breaker.allow(self._monotonic()):
+                    # The breaker opened while this message waited: back to the outbox, attempt not counted.
+                    settlement = settle.wait(message.id, now)
                 else:
+                    await self._rate.wait()
                     outcome = await self._sender.send(message.id, client.phone, mailing.text, deadline)
+                    self._observe(outcome)
                     settlement = self._after(settle, message, mailing, outcome)
             self._settle(settlement)
 
@@ -156,6 +180,24 @@ class Dispatcher:
             log.info("message expired: the next attempt would be after the mailing's end")
             return settle.final(message.id, MessageStatus.EXPIRED, outcome.detail)
         return settle.retry(message.id, due_at, outcome.detail)
+
+    def _observe(self, outcome: Outcome) -> None:
+        """Feed the breaker and the adaptive limit; a 4xx rejection means the API is up and answering."""
+        now = self._monotonic()
+        healthy = outcome.verdict in (Verdict.SENT, Verdict.FAILED)
+        before = self.breaker.state
+        self.breaker.record(not healthy, now)
+        if self.breaker.state is not before:
+            log.warning("circuit breaker %s", self.breaker.state, extra=self.status())
+        if outcome.verdict is Verdict.SENT:
+            self.limit.on_success()
+        elif outcome.reason in OVERLOAD and self.limit.on_overload(now):
+            log.info("concurrency limit lowered", extra=self.status())
+
+    def status(self) -> dict[str, object]:
+        """The breaker state and the concurrency limit, for logs and metrics."""
+        return {"breaker": self.breaker.state.value, "concurrency_limit": self.limit.value,
+                "in_flight": self._slots.used}
 
     def _auth_alarm(self, outcome: Outcome) -> None:
         if time.monotonic() - self._last_auth_alarm >= AUTH_ALARM_EVERY_S:
