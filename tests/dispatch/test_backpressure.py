@@ -5,20 +5,13 @@ import time
 
 from herald.app_keys import dispatcher_key
 from herald.domain.breaker import BreakerState
-from tests.helpers import T0, add_mailing, counts, eventually, wait_counts
+from tests.helpers import add_mailing, counts, eventually, insert_clients, wait_counts
 
 FAST_BREAKER = {"breaker_failures": 5, "breaker_open_s": 0.3, "breaker_max_open_s": 0.6, "backoff_cap_s": 1.0}
 
 
-async def _clients(db, count: int) -> None:
-    await db.clients.insert_many([
-        {"_id": i, "phone": f"7900{i:07d}", "operator_code": "900", "tag": None, "timezone": "UTC",
-         "created_at": T0, "updated_at": T0} for i in range(1, count + 1)
-    ])
-
-
 async def test_a_dead_api_gets_only_probes_and_messages_keep_their_attempts(start_herald, db, store, probe, clock):
-    await _clients(db, 40)
+    await insert_clients(db, 40)
     probe.state.faults.update({"outage": True})
     api = await start_herald(dispatch={"concurrency": 4, **FAST_BREAKER})
     dispatcher = api.server.app[dispatcher_key]
@@ -44,7 +37,7 @@ async def test_a_dead_api_gets_only_probes_and_messages_keep_their_attempts(star
 
 
 async def test_overload_shrinks_concurrency_and_recovery_grows_it_back(start_herald, db, store, probe, clock):
-    await _clients(db, 200)
+    await insert_clients(db, 200)
     api = await start_herald(dispatch={"concurrency": 16, "breaker_failures": 1000, "breaker_error_rate": 1.0,
                                        "backoff_cap_s": 1.0})
     dispatcher = api.server.app[dispatcher_key]

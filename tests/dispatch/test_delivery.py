@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from herald.domain.models import MessageStatus
 from herald.store.messages import message_id
-from tests.helpers import T0, add_clients, add_mailing, counts, eventually, wait_counts
+from tests.helpers import T0, add_clients, add_mailing, counts, eventually, insert_clients, wait_counts
 
 
 async def test_a_started_mailing_reaches_every_matching_client_once(api, store, probe):
@@ -184,10 +184,7 @@ async def test_a_request_never_runs_past_the_mailings_end(api, store, probe):
 
 
 async def test_concurrency_stays_within_the_limit(start_herald, db, store, probe):
-    await db.clients.insert_many([
-        {"_id": i, "phone": f"7900{i:07d}", "operator_code": "900", "tag": None, "timezone": "UTC",
-         "created_at": T0, "updated_at": T0} for i in range(1, 61)
-    ])
+    await insert_clients(db, 60)
     probe.state.faults.update({"latency_ms": 50})
     api = await start_herald(dispatch={"concurrency": 7})
     mailing = await add_mailing(api)

@@ -16,7 +16,7 @@ from herald.config import Config
 from herald.domain.models import ClientFilter
 from herald.localdb import free_port
 from herald.store import Store
-from tests.helpers import counts, eventually, wait_counts
+from tests.helpers import counts, eventually, insert_clients, wait_counts
 
 
 @pytest.fixture
@@ -48,16 +48,6 @@ def spawn(started: list[subprocess.Popen[bytes]], config: Config, **env: str) ->
     return process
 
 
-async def _directory(db, count: int) -> None:
-    now = datetime.now(UTC)
-    for first in range(1, count + 1, 5000):
-        await db.clients.insert_many([
-            {"_id": i, "phone": f"79{i:09d}", "operator_code": "900", "tag": None, "timezone": "UTC",
-             "created_at": now, "updated_at": now}
-            for i in range(first, min(first + 5000, count + 1))
-        ])
-
-
 async def _running_mailing(store: Store) -> int:
     now = datetime.now(UTC)
     mailing = await store.mailings.create({"text": "Hi", "start_at": now - timedelta(minutes=1),
@@ -68,7 +58,7 @@ async def _running_mailing(store: Store) -> int:
 
 async def test_a_worker_killed_mid_mailing_loses_nothing(config, db, store, probe, workers):
     total, concurrency = 600, 20
-    await _directory(db, total)
+    await insert_clients(db, total, datetime.now(UTC))
     probe.state.faults.update({"latency_ms": 10})
     settings = {"HERALD_DISPATCH_CONCURRENCY": str(concurrency), "HERALD_DISPATCH_BATCH_SIZE": "50",
                 "HERALD_DISPATCH_LEASE_S": "3", "HERALD_SENDER_TIMEOUT_S": "1"}
@@ -94,7 +84,7 @@ RACE_MESSAGES = 20_000 if os.environ.get("HERALD_MONGO_URL") else 2_000
 
 
 async def test_three_workers_never_deliver_a_message_twice(config, db, store, probe, workers):
-    await _directory(db, RACE_MESSAGES)
+    await insert_clients(db, RACE_MESSAGES, datetime.now(UTC))
     for _ in range(3):
         spawn(workers, config, HERALD_DISPATCH_CONCURRENCY="50")
     mailing_id = await _running_mailing(store)

@@ -6,23 +6,14 @@ import logging
 from herald.app import Role
 from herald.logs import ContextFilter, JsonFormatter
 from herald.store.messages import message_id
-from tests.helpers import T0, add_clients, add_mailing, counts, eventually, wait_counts
+from tests.helpers import add_clients, add_mailing, counts, eventually, insert_clients, wait_counts
 
 WORKER = frozenset({Role.PLANNER, Role.DISPATCHER})
 API = frozenset({Role.API})
 
 
-async def _many_clients(db, count: int) -> None:
-    """A directory of `count` clients, written in one go (the API's one-by-one path is tested elsewhere)."""
-    await db.clients.insert_many([
-        {"_id": i, "phone": f"7900{i:07d}", "operator_code": "900", "tag": None, "timezone": "Europe/Moscow",
-         "created_at": T0, "updated_at": T0}
-        for i in range(1, count + 1)
-    ])
-
-
 async def test_a_restart_in_the_middle_of_a_mailing_delivers_everything_once(start_herald, db, store, probe):
-    await _many_clients(db, 300)
+    await insert_clients(db, 300)
     probe.state.faults.update({"latency_ms": 20})
     api = await start_herald(API)
     first = await start_herald(WORKER, dispatch={"concurrency": 10, "batch_size": 20, "grace_s": 0.0})
@@ -40,7 +31,7 @@ async def test_a_restart_in_the_middle_of_a_mailing_delivers_everything_once(sta
 
 
 async def test_several_workers_share_a_mailing_without_sending_twice(start_herald, db, store, probe):
-    await _many_clients(db, 400)
+    await insert_clients(db, 400)
     api = await start_herald(API)
     for _ in range(3):
         await start_herald(WORKER, dispatch={"concurrency": 20, "batch_size": 25})
@@ -50,7 +41,7 @@ async def test_several_workers_share_a_mailing_without_sending_twice(start_heral
 
 
 async def test_shutdown_lets_in_flight_sends_finish_and_leaves_nothing_sending(start_herald, db, store, probe):
-    await _many_clients(db, 20)
+    await insert_clients(db, 20)
     probe.state.faults.update({"latency_ms": 300})
     herald = await start_herald(dispatch={"concurrency": 5, "batch_size": 10, "grace_s": 5.0})
     mailing = await add_mailing(herald)
