@@ -40,7 +40,7 @@ from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from herald.app import create_app
 from herald.config import Config, load_config
@@ -57,13 +57,18 @@ SEED_BATCH = 5000
 POLL_S = 0.25
 # A poll that waits longer than this means the database has stopped answering, not that it is slow.
 POLL_TIMEOUT_S = 5.0
+# The closing count may scan the whole collection on FerretDB while Herald is still busy with it.
+FINAL_COUNT_TIMEOUT_S = 60.0
 CONTROL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # The raw emulator run uses ids far above any of Herald's, so it can never be mistaken for Herald's traffic.
 CEILING_ID_BASE = 2**62
 # FerretDB 1.24 (SQLite) hangs for good on an update command of 100 statements or more; the ceiling keeps under it.
 FERRETDB_MAX_UPDATES = 99
-# The first claim round of the database ceiling, small enough to be quick even on a slow server.
-CLAIM_PROBE_BATCH = 10
+# The first claim round of the database ceiling: large enough that the round's fixed cost (two queries over the
+# collection, which FerretDB scans) does not swamp it, small enough to stay near the time limit on a slow server.
+CLAIM_PROBE_BATCH = 20
+# One operation of a ceiling is never cut short (see db_claim_ceiling) unless the server is hopeless.
+CEILING_OP_TIMEOUT_MS = 300_000
 # Kept back from --max-seconds for stopping Herald and printing.
 SHUTDOWN_RESERVE_S = 20
 TARGET_DELIVERY = 1000.0
@@ -251,7 +256,7 @@ def client_doc(client_id: int, now: datetime) -> dict[str, Any]:
 
 def message_doc(message_id: int, now: datetime) -> dict[str, Any]:
     return {"_id": message_id, "mailing_id": 1, "client_id": message_id, "status": "pending", "created_at": now,
-            "sent_at": None, "attempts": 0, "last_error": None, "due_at": now, "lease_owner": None}
+            "sent_at": None, "attempts": 0, "last_error": None, "due_at": now, "lease_owner": None, "claim_seq": 0}
 
 
 def batches(first: int, last: int, size: int) -> Iterator[range]:
@@ -346,36 +351,43 @@ async def db_insert_ceiling(db: Database, count: int, batch_size: int, stop_at: 
 
 
 async def claim_and_settle(db: Database, batch_size: int, lease_s: float, max_updates: int | None) -> int:
-    """One round of the dispatcher's database work: claim a batch under a token, mark every message sent."""
+    """One round of the dispatcher's database work, as Herald does it: read due messages, take each one's claim
+    key (a unique insert), mark the won ones sending in one update_many, look up their clients and mailing,
+    then record them sent in one update_many under the claim's token. `max_updates` is unused: every write is a
+    single statement here."""
     col = db.messages
     now = datetime.now(UTC)
     due = {"status": {"$in": ["pending", "sending"]}, "due_at": {"$lte": now}}
-    ids = [doc["_id"] async for doc in col.find(due, {"_id": 1}).sort("due_at", 1).limit(batch_size)]
-    if not ids:
+    docs = [doc async for doc in col.find(due).sort("due_at", 1).limit(batch_size)]
+    if not docs:
         return 0
+    keys = [{"_id": f"{doc['_id']}:{doc['claim_seq'] + 1}", "at": now} for doc in docs]
+    try:
+        await db.claims.insert_many(keys, ordered=False)
+    except BulkWriteError as exc:
+        lost = {error["index"] for error in exc.details["writeErrors"]}
+        docs = [doc for i, doc in enumerate(docs) if i not in lost]
+    ids = [doc["_id"] for doc in docs]
     token = uuid.uuid4().hex
     await col.update_many(
-        {"_id": {"$in": ids}, **due},
-        {"$set": {"status": "sending", "lease_owner": token, "due_at": now + timedelta(seconds=lease_s)},
-         "$inc": {"attempts": 1}},
+        {"_id": {"$in": ids}},
+        {"$set": {"status": "sending", "lease_owner": token, "due_at": now + timedelta(seconds=lease_s),
+                  "attempts": 1, "claim_seq": 1}},
     )
-    claimed = [doc["_id"] async for doc in col.find({"lease_owner": token}, {"_id": 1}).sort("_id", 1)]
+    await db.clients.find({"_id": {"$in": [doc["client_id"] for doc in docs]}}).to_list()
+    await db.mailings.find({"_id": {"$in": [1]}}).to_list()
     sent = {"status": "sent", "sent_at": now, "due_at": None, "last_error": None, "lease_owner": None}
-    ops = [UpdateOne({"_id": message_id, "lease_owner": token, "status": "sending"}, {"$set": sent})
-           for message_id in claimed]
-    settled = 0
-    for part in chunks(ops, max_updates):
-        settled += (await col.bulk_write(part, ordered=False)).modified_count
-    return settled
+    result = await col.update_many({"_id": {"$in": ids}, "lease_owner": token, "status": "sending"}, {"$set": sent})
+    return result.modified_count
 
 
 async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float, max_updates: int | None,
                            limit_s: float) -> tuple[Rate, int]:
-    """Claim + settle rounds for about `limit_s`; returns the rate and the largest batch a round used.
+    """Claim + settle rounds for about `limit_s`; returns the rate and the most messages one round settled.
 
     A round is never cut short: FerretDB carries on with an update its client gave up on, which would slow down
-    whatever runs next. So a small first round measures the cost of a message, and each later round is as large
-    as fits in the time left, up to `batch_size`.
+    whatever runs next. So a first round of CLAIM_PROBE_BATCH measures the cost of a message (it may overrun the
+    limit on a slow server), and each later round is as large as fits in the time left, up to `batch_size`.
     """
     started = time.monotonic()
     settled, size, largest = 0, min(batch_size, CLAIM_PROBE_BATCH), 0
@@ -384,7 +396,7 @@ async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float, max_up
         done = await claim_and_settle(db, size, lease_s, max_updates)
         if not done:
             break
-        settled, largest = settled + done, max(largest, size)
+        settled, largest = settled + done, max(largest, done)
         per_message = (time.monotonic() - round_started) / done
         size = min(batch_size, int((started + limit_s - time.monotonic()) / per_message))
     return Rate(settled, time.monotonic() - started), largest
@@ -394,24 +406,38 @@ async def is_ferretdb(client: MongoClient) -> bool:
     return "ferretdbVersion" in await client.admin.command("buildInfo")
 
 
-async def measure_ceilings(client: MongoClient, config: Config, probe_base: str, args: argparse.Namespace
+async def measure_ceilings(base_url: str, config: Config, probe_base: str, args: argparse.Namespace
                            ) -> Ceilings:
     ceilings = Ceilings()
     sample = min(args.clients, args.emulator_sample)
     say(f"ceiling: emulator, {sample:,} requests at concurrency {config.dispatch.concurrency} ...")
     ceilings.emulator = await emulator_ceiling(probe_base, config.sender.token, config.dispatch.concurrency,
                                                sample, args.ceiling_seconds)
+    client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=CEILING_OP_TIMEOUT_MS)
+    try:
+        await measure_db_ceilings(client, ceilings, config, args)
+    except PyMongoError as exc:
+        say(f"  the database ceiling could not be measured: {type(exc).__name__}: {exc}")
+    finally:
+        await client.close()
+    return ceilings
+
+
+async def measure_db_ceilings(client: MongoClient, ceilings: Ceilings, config: Config, args: argparse.Namespace
+                              ) -> None:
     name = f"bench_ceiling_{uuid.uuid4().hex[:8]}"
     db = client[name]
-    say(f"ceiling: database insert_many, {args.clients:,} documents in batches of {config.planner.batch_size} ...")
-    ceilings.db_insert = await db_insert_ceiling(db, args.clients, config.planner.batch_size,
-                                                 time.monotonic() + args.ceiling_seconds)
-    ceilings.db_claim_chunk = FERRETDB_MAX_UPDATES if await is_ferretdb(client) else None
-    say(f"ceiling: database claim + settle, batches of {config.dispatch.batch_size} ...")
-    ceilings.db_claim, ceilings.db_claim_batch = await db_claim_ceiling(
-        db, config.dispatch.batch_size, config.dispatch.lease_s, ceilings.db_claim_chunk, args.ceiling_seconds)
-    await client.drop_database(name)
-    return ceilings
+    try:
+        say(f"ceiling: database insert_many, {args.clients:,} documents in batches of {config.planner.batch_size}"
+            " ...")
+        ceilings.db_insert = await db_insert_ceiling(db, args.clients, config.planner.batch_size,
+                                                     time.monotonic() + args.ceiling_seconds)
+        ceilings.db_claim_chunk = FERRETDB_MAX_UPDATES if await is_ferretdb(client) else None
+        say(f"ceiling: database claim + settle, batches of {config.dispatch.batch_size} ...")
+        ceilings.db_claim, ceilings.db_claim_batch = await db_claim_ceiling(
+            db, config.dispatch.batch_size, config.dispatch.lease_s, ceilings.db_claim_chunk, args.ceiling_seconds)
+    finally:
+        await bounded(lambda: client.drop_database(name), FINAL_COUNT_TIMEOUT_S)
 
 
 # The Herald run
@@ -432,6 +458,7 @@ class HeraldResult:
     duplicates: int = 0
     peak_rss_mb: float | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)
+    cpu_wall_s: float = 0.0
     db_answers_after: bool = True
 
 
@@ -457,30 +484,32 @@ async def probe_stats(session: aiohttp.ClientSession, probe_base: str) -> dict[s
         return result
 
 
-async def bounded(query: Callable[[], Any]) -> Any:
-    """Run a database read within POLL_TIMEOUT_S; None when the database does not answer in time."""
+async def bounded(query: Callable[[], Any], timeout_s: float = POLL_TIMEOUT_S) -> Any:
+    """Run a database read within `timeout_s`; None when the database does not answer in time."""
     try:
-        with pymongo.timeout(POLL_TIMEOUT_S):
+        with pymongo.timeout(timeout_s):
             return await query()
     except PyMongoError:
         return None
 
 
 class CpuMeter:
-    """CPU seconds each process used between start() and stop()."""
+    """CPU seconds each process used between start() and stop(), and the wall-clock seconds in between."""
 
     def __init__(self, pids: Mapping[str, int | None]) -> None:
         self._pids = {name: pid for name, pid in pids.items() if pid is not None}
         self._start: dict[str, float] = {}
+        self._started = 0.0
 
     def _now(self) -> dict[str, float]:
         return {name: cpu for name, pid in self._pids.items() if (cpu := proc_cpu_s(pid)) is not None}
 
     def start(self) -> None:
-        self._start = self._now()
+        self._start, self._started = self._now(), time.monotonic()
 
-    def stop(self) -> dict[str, float]:
-        return {name: cpu - self._start[name] for name, cpu in self._now().items() if name in self._start}
+    def stop(self) -> tuple[dict[str, float], float]:
+        used = {name: cpu - self._start[name] for name, cpu in self._now().items() if name in self._start}
+        return used, time.monotonic() - self._started
 
 
 @dataclass
@@ -592,8 +621,9 @@ async def run_herald(session: aiohttp.ClientSession, db: Database, herald: Heral
         await asyncio.sleep(POLL_S)
     if result.delivery_done:
         result.settled = await wait_settled(db, mailing_id, wanted, watch.origin, deadline)
-    result.cpu_s = cpu.stop()
-    result.messages_in_db = await bounded(lambda: db.messages.count_documents({"mailing_id": mailing_id}))
+    result.cpu_s, result.cpu_wall_s = cpu.stop()
+    result.messages_in_db = await bounded(lambda: db.messages.count_documents({"mailing_id": mailing_id}),
+                                          FINAL_COUNT_TIMEOUT_S)
     result.db_answers_after = await bounded(lambda: db.counters.find_one({})) is not None
     stats = await probe_stats(session, probe_base)
     result.requests, result.duplicates = int(stats["requests"]), int(stats["duplicates"])
@@ -609,7 +639,7 @@ def fmt_rate(rate: Rate | None, wanted: int | None = None) -> str:
     if rate is None:
         return "-"
     partial = f" (partial {rate.count:,}/{wanted:,})" if wanted is not None and rate.count < wanted else ""
-    return f"{rate.per_s:,.0f}{partial}"
+    return f"{rate.per_s:,.{1 if rate.per_s < 10 else 0}f}{partial}"
 
 
 def ratio(herald: Rate | None, ceiling: Rate | None) -> str:
@@ -667,17 +697,15 @@ def print_notes(result: HeraldResult, ceilings: Ceilings, config: Config) -> Non
     for name, rate in (("planning", result.planned), ("delivery", result.delivered), ("settled", result.settled)):
         if rate is not None:
             say(f"{name}: {rate.count:,} in {rate.seconds:.1f}s from mailing creation")
-    span = max((rate.seconds for rate in (result.delivered, result.settled) if rate is not None), default=0.0)
-    if result.cpu_s and span > 0:
+    if result.cpu_s and (span := result.cpu_wall_s) > 0:
         used = ", ".join(f"{name} {cpu:.1f}s ({cpu / span:.0%})" for name, cpu in result.cpu_s.items())
-        say(f"CPU during the Herald run, share of one core ({os.cpu_count()} cores): {used}")
-    chunk = f", bulk_write split into {ceilings.db_claim_chunk}s" if ceilings.db_claim_chunk else ""
+        say(f"CPU during the Herald run ({span:.0f}s), share of one core ({os.cpu_count()} cores): {used}")
     if ceilings.db_claim_batch < config.dispatch.batch_size:
-        chunk += f"; rounds of at most {ceilings.db_claim_batch} fit in the time limit"
+        chunk += f"; largest round {ceilings.db_claim_batch}"
     for name, rate, how in (
         ("emulator ceiling", ceilings.emulator, f"bare aiohttp, concurrency {config.dispatch.concurrency}"),
         ("DB insert ceiling", ceilings.db_insert, f"insert_many batches of {config.planner.batch_size}"),
-        ("DB claim+settle ceiling", ceilings.db_claim, f"claim batches of {config.dispatch.batch_size}{chunk}"),
+        ("DB claim+settle ceiling", ceilings.db_claim, f"claim batches of {config.dispatch.batch_size}"),
     ):
         if rate is not None:
             say(f"{name}: {rate.count:,} in {rate.seconds:.1f}s ({how})")
@@ -752,7 +780,7 @@ async def bench(args: argparse.Namespace, log_dir: Path) -> None:
                 say(f"seeded in {seed_s:.1f}s ({args.clients / seed_s:,.0f} clients/s)")
                 async with aiohttp.ClientSession(timeout=CONTROL_TIMEOUT) as session:
                     await wait_http_ok(session, f"{probe_base}/_probe/stats", probe.check_alive)
-                    ceilings = await measure_ceilings(client, config, probe_base, args)
+                    ceilings = await measure_ceilings(base_url, config, probe_base, args)
                     async with session.post(f"{probe_base}/_probe/reset") as response:
                         response.raise_for_status()
                     result = await measure_herald(session, client, config, probe, probe_base, ferretdb_pid, args,
@@ -783,6 +811,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--emulator-sample", type=int, default=20_000,
                         help="requests of the raw emulator ceiling (default 20000)")
     parser.add_argument("--progress-seconds", type=float, default=5, help="progress line interval (default 5)")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the logs of Herald, the emulator and FerretDB, and say where")
     parser.add_argument("--in-process", action="store_true",
                         help="run Herald in this process (no separate peak RSS)")
     args = parser.parse_args()
@@ -793,15 +823,30 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def keep_logs(log_dir: Path) -> None:
+    # The logs tell what went wrong; the database files only take room.
+    shutil.rmtree(log_dir / "ferretdb" / "sqlite", ignore_errors=True)
+    print(f"logs kept in {log_dir}", file=sys.stderr)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (from `timeout`, say) unwinds like Ctrl+C, so the subprocesses and FerretDB are stopped too.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     args = parse_args()
+    signal.signal(signal.SIGTERM, interrupt)
     log_dir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     try:
         asyncio.run(bench(args, log_dir))
     except BaseException:
-        print(f"logs kept in {log_dir}", file=sys.stderr)
+        keep_logs(log_dir)
         raise
-    shutil.rmtree(log_dir, ignore_errors=True)
+    if args.keep_logs:
+        keep_logs(log_dir)
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -147,10 +147,10 @@ class Dispatcher:
                 if now >= deadline:
                     settlement = settle.final(message.id, MessageStatus.EXPIRED)
                 elif now + timedelta(seconds=self._sender.timeout_s) >= claim.lease_until:
-                    # The lease could run out mid-request and another worker send it too: leave it to them.
-                    log.warning("lease too short to send; leaving the message to be claimed again")
-                    self._written(claim.token)
-                    return
+                    # The lease could run out mid-request and another worker send it too: give the message back
+                    # to the outbox now, its attempt not counted (a no-op if another worker has it already).
+                    log.warning("lease too short to send; message given back to the outbox")
+                    settlement = settle.wait(message.id, now)
                 elif not self.breaker.allow(self._monotonic()):
                     # The breaker opened while this message waited: back to the outbox, attempt not counted.
                     settlement = settle.wait(message.id, now)
