@@ -56,6 +56,7 @@ class Dispatcher:
         self._rate = RateLimit(config.rate_limit_per_s, monotonic)
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()  # set whenever an in-flight send ends
         self._outcomes: list[Settlement] = []  # waiting to be written
         self._flush_soon = asyncio.Event()
         self._flushing = True
@@ -73,7 +74,8 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 if len(self._inflight) >= self.limit.value:
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                    self._room.clear()
+                    await self._room.wait()
                     continue
                 # While the breaker is open nothing is claimed: messages keep their attempts for better times.
                 breaker_room = self.breaker.capacity(self._monotonic())
@@ -132,11 +134,15 @@ class Dispatcher:
             if isinstance(decision, Send):
                 task = asyncio.create_task(self._deliver(claim, settle, message, mailing, client, decision.deadline))
                 self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._sent)
             elif isinstance(decision, Wait):
                 self._settle(settle.wait(message.id, decision.until))
             else:
                 self._settle(settle.final(message.id, MessageStatus.EXPIRED))
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._room.set()
 
     async def _deliver(
         self, claim: Claim, settle: Settle, message: Message, mailing: Mailing, client: Client, deadline: datetime
