@@ -700,12 +700,12 @@ def print_notes(result: HeraldResult, ceilings: Ceilings, config: Config) -> Non
     if result.cpu_s and (span := result.cpu_wall_s) > 0:
         used = ", ".join(f"{name} {cpu:.1f}s ({cpu / span:.0%})" for name, cpu in result.cpu_s.items())
         say(f"CPU during the Herald run ({span:.0f}s), share of one core ({os.cpu_count()} cores): {used}")
-    if ceilings.db_claim_batch < config.dispatch.batch_size:
-        chunk += f"; largest round {ceilings.db_claim_batch}"
+    largest = (f"; largest round {ceilings.db_claim_batch}"
+               if ceilings.db_claim_batch < config.dispatch.batch_size else "")
     for name, rate, how in (
         ("emulator ceiling", ceilings.emulator, f"bare aiohttp, concurrency {config.dispatch.concurrency}"),
         ("DB insert ceiling", ceilings.db_insert, f"insert_many batches of {config.planner.batch_size}"),
-        ("DB claim+settle ceiling", ceilings.db_claim, f"claim batches of {config.dispatch.batch_size}"),
+        ("DB claim+settle ceiling", ceilings.db_claim, f"claim batches of {config.dispatch.batch_size}{largest}"),
     ):
         if rate is not None:
             say(f"{name}: {rate.count:,} in {rate.seconds:.1f}s ({how})")

@@ -1,6 +1,5 @@
 import pytest
 
-from tests.helpers import T0
 
 PROBLEM = "application/problem+json"
 VALID = {"text": "Sale today", "start_at": "2026-06-01T15:00:00+03:00", "end_at": "2026-06-02T15:00:00+03:00"}

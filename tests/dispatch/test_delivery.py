@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from herald.domain.models import MessageStatus
 from herald.store.messages import message_id
-from tests.helpers import T0, add_clients, add_mailing, counts, eventually, insert_clients, wait_counts
+from tests.helpers import T0, add_clients, add_mailing, eventually, insert_clients, wait_counts
 
 
 async def test_a_started_mailing_reaches_every_matching_client_once(api, store, probe):

@@ -18,7 +18,7 @@ from herald.dispatch.sender import Sender
 from herald.dispatch.slots import RateLimit, Slots
 from herald.domain.backoff import retry_delay
 from herald.domain.breaker import AimdLimit, CircuitBreaker
-from herald.domain.delivery import Expire, Send, Wait, decide
+from herald.domain.delivery import Send, Wait, decide
 from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing, Message, MessageStatus
 from herald.domain.outcome import Outcome, Verdict
