@@ -38,7 +38,7 @@ import aiohttp
 import pymongo
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
@@ -62,8 +62,6 @@ FINAL_COUNT_TIMEOUT_S = 60.0
 CONTROL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 # The raw emulator run uses ids far above any of Herald's, so it can never be mistaken for Herald's traffic.
 CEILING_ID_BASE = 2**62
-# FerretDB 1.24 (SQLite) hangs for good on an update command of 100 statements or more; the ceiling keeps under it.
-FERRETDB_MAX_UPDATES = 99
 # The first claim round of the database ceiling: large enough that the round's fixed cost (two queries over the
 # collection, which FerretDB scans) does not swamp it, small enough to stay near the time limit on a slow server.
 CLAIM_PROBE_BATCH = 20
@@ -264,12 +262,6 @@ def batches(first: int, last: int, size: int) -> Iterator[range]:
         yield range(start, min(start + size, last + 1))
 
 
-def chunks(items: list[UpdateOne], size: int | None) -> Iterator[list[UpdateOne]]:
-    step = size or len(items) or 1
-    for start in range(0, len(items), step):
-        yield items[start:start + step]
-
-
 async def seed_clients(db: Database, count: int) -> float:
     """Insert clients 1..count as the store writes them; returns the seconds it took.
 
@@ -306,7 +298,6 @@ class Ceilings:
     emulator: Rate | None = None
     db_insert: Rate | None = None
     db_claim: Rate | None = None
-    db_claim_chunk: int | None = None
     db_claim_batch: int = 0
 
 
@@ -350,11 +341,10 @@ async def db_insert_ceiling(db: Database, count: int, batch_size: int, stop_at: 
     return Rate(inserted, time.monotonic() - started)
 
 
-async def claim_and_settle(db: Database, batch_size: int, lease_s: float, max_updates: int | None) -> int:
+async def claim_and_settle(db: Database, batch_size: int, lease_s: float) -> int:
     """One round of the dispatcher's database work, as Herald does it: read due messages, take each one's claim
     key (a unique insert), mark the won ones sending in one update_many, look up their clients and mailing,
-    then record them sent in one update_many under the claim's token. `max_updates` is unused: every write is a
-    single statement here."""
+    then record them sent in one update_many under the claim's token."""
     col = db.messages
     now = datetime.now(UTC)
     due = {"status": {"$in": ["pending", "sending"]}, "due_at": {"$lte": now}}
@@ -381,7 +371,7 @@ async def claim_and_settle(db: Database, batch_size: int, lease_s: float, max_up
     return result.modified_count
 
 
-async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float, max_updates: int | None,
+async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float,
                            limit_s: float) -> tuple[Rate, int]:
     """Claim + settle rounds for about `limit_s`; returns the rate and the most messages one round settled.
 
@@ -393,17 +383,13 @@ async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float, max_up
     settled, size, largest = 0, min(batch_size, CLAIM_PROBE_BATCH), 0
     while size >= 1:
         round_started = time.monotonic()
-        done = await claim_and_settle(db, size, lease_s, max_updates)
+        done = await claim_and_settle(db, size, lease_s)
         if not done:
             break
         settled, largest = settled + done, max(largest, done)
         per_message = (time.monotonic() - round_started) / done
         size = min(batch_size, int((started + limit_s - time.monotonic()) / per_message))
     return Rate(settled, time.monotonic() - started), largest
-
-
-async def is_ferretdb(client: MongoClient) -> bool:
-    return "ferretdbVersion" in await client.admin.command("buildInfo")
 
 
 async def measure_ceilings(base_url: str, config: Config, probe_base: str, args: argparse.Namespace
@@ -432,10 +418,9 @@ async def measure_db_ceilings(client: MongoClient, ceilings: Ceilings, config: C
             " ...")
         ceilings.db_insert = await db_insert_ceiling(db, args.clients, config.planner.batch_size,
                                                      time.monotonic() + args.ceiling_seconds)
-        ceilings.db_claim_chunk = FERRETDB_MAX_UPDATES if await is_ferretdb(client) else None
         say(f"ceiling: database claim + settle, batches of {config.dispatch.batch_size} ...")
         ceilings.db_claim, ceilings.db_claim_batch = await db_claim_ceiling(
-            db, config.dispatch.batch_size, config.dispatch.lease_s, ceilings.db_claim_chunk, args.ceiling_seconds)
+            db, config.dispatch.batch_size, config.dispatch.lease_s, args.ceiling_seconds)
     finally:
         await bounded(lambda: client.drop_database(name), FINAL_COUNT_TIMEOUT_S)
 

@@ -29,12 +29,6 @@ def log_context(**ids: Any) -> Iterator[None]:
             var.reset(token)
 
 
-def bind(**ids: Any) -> None:
-    """Set ids for the rest of the current task (each asyncio task has its own copy of the context)."""
-    for name, value in ids.items():
-        _vars[name].set(value)
-
-
 def current(name: str) -> Any:
     return _vars[name].get()
 
