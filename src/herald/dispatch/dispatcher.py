@@ -63,6 +63,8 @@ class Dispatcher:
         # Claim token -> messages whose outcome is not yet written. What is still open at shutdown is released.
         self._open_claims: dict[str, int] = {}
         self._last_auth_alarm = float("-inf")
+        # Mailing id -> the earliest end on which this worker expired its messages, to re-check after writing.
+        self._recheck_ends: dict[int, datetime] = {}
 
     def stop(self) -> None:
         """Stop claiming; run() then lets in-flight sends finish within the grace period and returns."""
@@ -138,7 +140,7 @@ class Dispatcher:
             elif isinstance(decision, Wait):
                 self._settle(settle.wait(message.id, decision.until))
             else:
-                self._settle(settle.final(message.id, MessageStatus.EXPIRED))
+                self._settle(settle.expired(message.id, mailing.end_at))
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -151,7 +153,7 @@ class Dispatcher:
             async with self._slots:
                 now = self._clock.now()
                 if now >= deadline:
-                    settlement = settle.final(message.id, MessageStatus.EXPIRED)
+                    settlement = settle.expired(message.id, mailing.end_at)
                 elif now + timedelta(seconds=self._sender.timeout_s) >= claim.lease_until:
                     # The lease could run out mid-request and another worker send it too: give the message back
                     # to the outbox now, its attempt not counted (a no-op if another worker has it already).
@@ -184,7 +186,7 @@ class Dispatcher:
         due_at = now + timedelta(seconds=max(delay, outcome.retry_after_s or 0.0))
         if due_at >= mailing.end_at:
             log.info("message expired: the next attempt would be after the mailing's end")
-            return settle.final(message.id, MessageStatus.EXPIRED, outcome.detail)
+            return settle.expired(message.id, mailing.end_at, outcome.detail)
         return settle.retry(message.id, due_at, outcome.detail)
 
     def _observe(self, outcome: Outcome) -> None:
@@ -233,17 +235,33 @@ class Dispatcher:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._outcomes:
-            return
-        batch, self._outcomes = self._outcomes, []
-        try:
-            await self._store.messages.settle(batch, self._clock.now())
-        except PyMongoError:
-            log.exception("could not record outcomes; keeping them for the next flush", extra={"count": len(batch)})
-            self._outcomes[:0] = batch
-            return
-        for settlement in batch:
-            self._written(settlement.token)
+        if self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self._store.messages.settle(batch, self._clock.now())
+            except PyMongoError:
+                log.exception("could not record outcomes; keeping them for the next flush",
+                              extra={"count": len(batch)})
+                self._outcomes[:0] = batch
+                return
+            for settlement in batch:
+                self._written(settlement.token)
+                if settlement.expired_at_end is not None:
+                    known = self._recheck_ends.get(settlement.mailing_id, settlement.expired_at_end)
+                    self._recheck_ends[settlement.mailing_id] = min(known, settlement.expired_at_end)
+        await self._recheck_expiries()
+
+    async def _recheck_expiries(self) -> None:
+        """An expiry decided on a mailing read before an edit moved its end later must not stand."""
+        for mailing_id, end_at in list(self._recheck_ends.items()):
+            with log_context(mailing_id=mailing_id):
+                try:
+                    if not await self._store.expiry_stands(mailing_id, end_at, self._clock.now()):
+                        log.info("mailing end moved later; expired messages reopened")
+                except PyMongoError:
+                    log.exception("could not re-check a mailing's end; trying again at the next flush")
+                    return
+            del self._recheck_ends[mailing_id]
 
     async def _drain(self) -> None:
         """Let in-flight sends finish within the grace period; cancel the rest (their leases are released)."""

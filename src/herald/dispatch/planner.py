@@ -105,9 +105,7 @@ class Planner:
                     continue  # its end was moved later since we looked
                 closed += 1
                 expired = await self._store.messages.expire_pending(mailing_id)
-                if not await self._store.mailings.has_ended(mailing_id, now):
-                    # An edit moved the end later while we expired: what we expired is due again.
-                    await self._store.messages.reopen_expired(mailing_id, now)
+                if not await self._store.expiry_stands(mailing_id, now, self._clock.now()):
                     log.info("mailing end moved during closing; expired messages reopened")
                     continue
                 log.info("mailing ended", extra={"expired": expired})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from herald.store.clients import ClientStore
 from herald.store.db import Database
@@ -21,3 +22,15 @@ class Store:
     @classmethod
     def over(cls, db: Database) -> Store:
         return cls(ClientStore(db), MailingStore(db), MessageStore(db), StatsStore(db))
+
+    async def expiry_stands(self, mailing_id: int, decided_end: datetime, now: datetime) -> bool:
+        """True if the mailing still ends by `decided_end`, the end an expiry was decided on; if an edit moved it
+        later, the mailing's expired messages are reopened.
+
+        Whoever expires messages asks this after writing: an edit writes the new end and then reopens what it
+        sees expired, so an expiry decided on the old end is undone by one side or the other, whatever the order.
+        """
+        if await self.mailings.ends_by(mailing_id, decided_end):
+            return True
+        await self.messages.reopen_expired(mailing_id, now)
+        return False

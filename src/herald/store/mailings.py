@@ -169,5 +169,5 @@ class MailingStore:
         )
         return result.matched_count == 1
 
-    async def has_ended(self, mailing_id: int, now: datetime) -> bool:
-        return await self._col.find_one({"_id": mailing_id, "end_at": {"$lte": now}}, {"_id": 1}) is not None
+    async def ends_by(self, mailing_id: int, when: datetime) -> bool:
+        return await self._col.find_one({"_id": mailing_id, "end_at": {"$lte": when}}, {"_id": 1}) is not None

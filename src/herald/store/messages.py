@@ -61,6 +61,11 @@ class Settlement:
     message_id: int
     fields: tuple[tuple[str, Any], ...]
     give_back_attempt: bool = False
+    expired_at_end: datetime | None = None  # for an expiry: the mailing's end it was decided on
+
+    @property
+    def mailing_id(self) -> int:
+        return self.message_id >> CLIENT_ID_BITS
 
 
 class Settle:
@@ -69,8 +74,9 @@ class Settle:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def _of(self, message_id: int, give_back_attempt: bool = False, **fields: Any) -> Settlement:
-        return Settlement(self._token, message_id, tuple(sorted(fields.items())), give_back_attempt)
+    def _of(self, message_id: int, give_back_attempt: bool = False, expired_at_end: datetime | None = None,
+            **fields: Any) -> Settlement:
+        return Settlement(self._token, message_id, tuple(sorted(fields.items())), give_back_attempt, expired_at_end)
 
     def sent(self, message_id: int) -> Settlement:
         return self._of(message_id, status="sent", sent_at=RECORDED_AT, due_at=None, last_error=None)
@@ -81,6 +87,11 @@ class Settle:
     def wait(self, message_id: int, due_at: datetime) -> Settlement:
         """Not attempted after all (outside the send window, or not started): the claim's attempt is given back."""
         return self._of(message_id, give_back_attempt=True, status=PENDING, due_at=due_at)
+
+    def expired(self, message_id: int, end_at: datetime, error: str | None = None) -> Settlement:
+        """Too late to send before `end_at`, the mailing's end as this worker read it."""
+        return self._of(message_id, expired_at_end=end_at, status=MessageStatus.EXPIRED.value, due_at=None,
+                        **({} if error is None else {"last_error": error}))
 
     def final(self, message_id: int, status: MessageStatus, error: str | None = None) -> Settlement:
         if error is None:
