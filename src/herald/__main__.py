@@ -11,15 +11,19 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from datetime import date
 
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
+from pymongo.errors import PyMongoError
 
 from herald.app import ALL_ROLES, Role, create_app
 from herald.config import Config, ConfigError, load_config
 from herald.localdb import REPO, LocalFerretDB
 from herald.logs import setup_logging
 from herald.probe.app import create_probe_app, make_token
+from herald.report.command import report_command
+from herald.report.mail import SEND_ERRORS
 
 log = logging.getLogger("herald")
 
@@ -59,6 +63,15 @@ def cmd_probe(config: Config) -> None:
     _run([("probe", create_probe_app(config.probe), config.probe.host, config.probe.port)])
 
 
+def cmd_report(config: Config, day: date | None, *, dry_run: bool) -> None:
+    if not dry_run and not config.email.to:
+        sys.exit("herald report: email.recipients is empty: nobody to send the report to")
+    try:
+        print(asyncio.run(report_command(config, day, dry_run=dry_run)))
+    except (*SEND_ERRORS, PyMongoError) as exc:
+        sys.exit(f"herald report: not sent: {type(exc).__name__}: {exc}")
+
+
 def cmd_dev(config: Config) -> None:
     """Everything on this machine: FerretDB (unless HERALD_MONGO_URL is set), the emulator, and Herald."""
     db = None
@@ -73,6 +86,7 @@ def cmd_dev(config: Config) -> None:
         f"\nHerald is starting on {config.mongo.url}\n"
         f"  API         {base}/api/v1\n"
         f"  Swagger UI  {base}/docs/\n"
+        f"  Admin UI    {base}/admin/\n"
         f"  Emulator    {probe_url}  (deliveries: http://{config.probe.host}:{config.probe.port}/_probe/stats)\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
@@ -98,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("probe-token", help="print a bearer token the emulator accepts")
     commands.add_parser("dev", help="local all-in-one: FerretDB, the emulator and Herald")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
+    report = commands.add_parser("report", help="send the daily statistics email now (once per day), or print it")
+    report.add_argument("--date", type=date.fromisoformat, help="the day to report, YYYY-MM-DD (default: yesterday)")
+    report.add_argument("--dry-run", action="store_true", help="print the report instead of sending it")
     args = parser.parse_args(argv)
 
     try:
@@ -123,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             cmd_dev(config)
         case "config":
             print(json.dumps(config.masked(), indent=2))
+        case "report":
+            cmd_report(config, args.date, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,21 @@ from herald.api.problems import on_validation_error, problem_middleware
 from herald.api.requests import request_context_middleware
 from herald.api.routes import setup_routes
 from herald.api.schemas import Problem
+from herald.admin import setup_admin
 from herald.api.health import healthz, readyz
 from herald.app_keys import (
-    clock_key, config_key, db_key, dispatcher_key, http_session_key, planner_key, service_key, store_key, wakeups_key,
+    clock_key, config_key, db_key, dispatcher_key, http_session_key, metrics_key, planner_key, service_key, store_key,
+    wakeups_key,
 )
+from herald.auth.middleware import api_auth_middleware, authenticator_ctx
 from herald.clock import SYSTEM_CLOCK, Clock
 from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
 from herald.dispatch.planner import Planner
 from herald.dispatch.sender import Sender
 from herald.jobs import scheduler_ctx
+from herald.metrics import Metrics
+from herald.metrics.endpoint import metrics_middleware, serve_metrics
 from herald.service import Service, Wakeups
 from herald.store import Store
 from herald.store.db import connect, ensure_indexes
@@ -103,15 +108,17 @@ def _worker_ctx(name: str, key: web.AppKey[W], make: Callable[[web.Application],
 
 planner_ctx = _worker_ctx(
     "planner", planner_key,
-    lambda app: Planner(app[store_key], app[clock_key], app[config_key].planner,
+    lambda app: Planner(app[store_key], app[clock_key], app[config_key].planner, app[metrics_key],
                         wakeup=app[wakeups_key].planner, dispatcher_wakeup=app[wakeups_key].dispatcher),
     lambda config: 0,
 )
 
 dispatcher_ctx = _worker_ctx(
     "dispatcher", dispatcher_key,
-    lambda app: Dispatcher(app[store_key], Sender(app[http_session_key], app[config_key].sender, app[clock_key]),
-                           app[clock_key], app[config_key].dispatch, wakeup=app[wakeups_key].dispatcher),
+    lambda app: Dispatcher(app[store_key],
+                           Sender(app[http_session_key], app[config_key].sender, app[clock_key], app[metrics_key]),
+                           app[clock_key], app[config_key].dispatch, app[metrics_key],
+                           wakeup=app[wakeups_key].dispatcher),
     lambda config: config.dispatch.grace_s,
 )
 
@@ -119,11 +126,19 @@ dispatcher_ctx = _worker_ctx(
 def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection[Role] = ALL_ROLES
                ) -> web.Application:
     """Build the application; no I/O happens until it starts."""
-    app = web.Application(middlewares=[request_context_middleware, problem_middleware, validation_middleware])
+    access_control = config.auth.mode == "oidc"
+    app = web.Application(middlewares=[
+        metrics_middleware, request_context_middleware, problem_middleware,
+        *([api_auth_middleware] if access_control and Role.API in roles else []),
+        validation_middleware,
+    ])
     app[config_key] = config
     app[clock_key] = clock
     app[wakeups_key] = Wakeups()
+    app[metrics_key] = Metrics()
     app.cleanup_ctx.append(database_ctx)
+    # Every process, API or worker, answers a scrape on its own port.
+    app.router.add_get("/metrics", serve_metrics, allow_head=False)
     if Role.API in roles:
         setup_routes(app)
         docs = setup_aiohttp_apispec(
@@ -135,11 +150,18 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
             openapi_version="3.0.3",
             error_callback=on_validation_error,
             info={"description": API_DESCRIPTION},
+            security=[{"bearerAuth": []}],
         )
         # Error responses refer to it by name; apispec resolves the decorators' dicts in place, so the component
         # is registered here for every app, not only for the first one built in a process.
         docs.spec.components.schema("Problem", schema=Problem)
+        # Swagger UI's Authorize button: a provider's access token or a static API token (auth.mode oidc).
+        docs.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        if access_control:
+            app.cleanup_ctx.append(authenticator_ctx)
         app.router.add_get("/docs", _to_docs)
+        if config.auth.admin_ui:
+            setup_admin(app, config.auth)
     else:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -21,6 +25,23 @@ class ConfigError(ValueError):
 
 def _positive(value: float) -> bool:
     return value > 0
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    """A comma-separated list, as one string so that one environment variable can override it."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _is_address(value: str) -> bool:
+    return re.fullmatch(r"[^@\s,]+@[^@\s,]+", value) is not None
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +115,68 @@ class LogConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EmailConfig:
+    enabled: bool
+    send_at: str
+    timezone: str
+    smtp_host: str
+    smtp_port: int
+    security: str
+    user: str
+    password: str = dataclasses.field(repr=False)
+    sender: str
+    recipients: str
+    timeout_s: float
+    attempts: int
+    backoff_s: float
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.to:
+            raise ConfigError("email.recipients: required when email.enabled is true")
+
+    @property
+    def to(self) -> tuple[str, ...]:
+        return _split_list(self.recipients)
+
+    @property
+    def send_time(self) -> time:
+        return time.fromisoformat(self.send_at)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthConfig:
+    mode: str
+    issuer: str
+    audience: str
+    roles_claim: str
+    admin_role: str
+    viewer_role: str
+    api_tokens: str = dataclasses.field(repr=False)
+    jwks_refresh_min_s: float
+    leeway_s: float
+    client_id: str
+    client_secret: str = dataclasses.field(repr=False)
+    scopes: str
+    session_secret: str = dataclasses.field(repr=False)
+    session_max_age_s: int
+    public_url: str
+
+    @property
+    def admin_ui(self) -> bool:
+        """The admin UI is served: without login in mode none, else only with a client to sign operators in."""
+        return self.mode == "none" or bool(self.client_id)
+
+    @property
+    def admin_ui_login(self) -> bool:
+        """The admin UI signs operators in through the provider (else, in mode none, everyone on loopback is admin)."""
+        return self.mode == "oidc" and bool(self.client_id)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     mongo: MongoConfig
     http: HttpConfig
@@ -102,6 +185,8 @@ class Config:
     planner: PlannerConfig
     probe: ProbeConfig
     log: LogConfig
+    auth: AuthConfig
+    email: EmailConfig
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some keys changed, e.g. ``replace(dispatch={"concurrency": 5})``."""
@@ -153,6 +238,23 @@ _RULES: dict[str, tuple[Any, str]] = {
     "probe.drop_rate": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "log.level": (lambda v: v.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"}, "DEBUG, INFO, WARNING or ERROR"),
     "log.format": (lambda v: v in {"auto", "json", "text"}, "auto, json or text"),
+    "email.send_at": (lambda v: re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v), "a time of day HH:MM"),
+    "email.timezone": (_is_zone, "an IANA time zone name"),
+    "email.smtp_port": (lambda v: 0 < v < 65536, "a TCP port"),
+    "email.security": (lambda v: v in {"none", "starttls", "tls"}, "none, starttls or tls"),
+    "email.sender": (_is_address, "an email address"),
+    "email.recipients": (lambda v: all(_is_address(a) for a in _split_list(v)), "comma-separated email addresses"),
+    "email.timeout_s": (_positive, "positive"),
+    "email.attempts": (_positive, "at least 1"),
+    "email.backoff_s": (lambda v: v >= 0, "zero or more"),
+    "auth.mode": (lambda v: v in {"none", "oidc"}, "none or oidc"),
+    "auth.api_tokens": (lambda v: re.fullmatch(r"\s*((admin|viewer):[0-9a-fA-F]{64}\s*(,\s*|$))*", v),
+                        "comma-separated role:sha256hex entries, role admin or viewer"),
+    "auth.jwks_refresh_min_s": (lambda v: v >= 0, "zero or more"),
+    "auth.leeway_s": (lambda v: v >= 0, "zero or more"),
+    "auth.session_max_age_s": (_positive, "at least 1"),
+    "auth.public_url": (lambda v: not v or (v.startswith(("http://", "https://")) and not urlsplit(v).path.strip("/")),
+                        "empty or an http(s):// URL without a path"),
     "mongo.url": (lambda v: v.startswith(("mongodb://", "mongodb+srv://")) and urlsplit(v).path.strip("/"),
                   "a mongodb:// URL with the database name as its path"),
 }
@@ -213,7 +315,33 @@ def _build(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
                 raise ConfigError(f"{key}: must be {rule[1]}, got {value!r}")
             kwargs[name] = value
         sections[section] = section_cls(**kwargs)
-    return Config(**sections)
+    config = Config(**sections)
+    _check_auth(config)
+    return config
+
+
+def _check_auth(config: Config) -> None:
+    """Refuse a configuration that would let anyone who reaches the port change everything."""
+    auth = config.auth
+    if auth.mode == "none":
+        if not _is_loopback(config.http.host):
+            raise ConfigError(f"auth.mode: none is only allowed when http.host is a loopback address, "
+                              f"got {config.http.host!r}; set auth.mode: oidc")
+        return
+    for key in ("issuer", "audience"):
+        if not getattr(auth, key):
+            raise ConfigError(f"auth.{key}: required when auth.mode is oidc")
+    if auth.client_id and not auth.session_secret:
+        raise ConfigError("auth.session_secret: required when auth.client_id enables the admin UI login")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -23,6 +23,7 @@ from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing, Message, MessageStatus
 from herald.domain.outcome import Outcome, Verdict
 from herald.logs import log_context
+from herald.metrics import Metrics
 from herald.store import Store
 from herald.store.messages import Claim, Settle, Settlement
 
@@ -36,7 +37,7 @@ AUTH_ALARM_EVERY_S = 10.0
 
 class Dispatcher:
     def __init__(
-        self, store: Store, sender: Sender, clock: Clock, config: DispatchConfig, *,
+        self, store: Store, sender: Sender, clock: Clock, config: DispatchConfig, metrics: Metrics, *,
         wakeup: asyncio.Event | None = None, rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -44,6 +45,7 @@ class Dispatcher:
         self._sender = sender
         self._clock = clock
         self._config = config
+        self._metrics = metrics
         self._wakeup = wakeup or asyncio.Event()
         self._rng = rng or random.Random()
         self._monotonic = monotonic
@@ -53,6 +55,7 @@ class Dispatcher:
         )
         self.limit = AimdLimit(minimum=min(config.min_concurrency, config.concurrency), maximum=config.concurrency)
         self._slots = Slots(lambda: self.limit.value)
+        metrics.watch_dispatcher(self.status)
         self._rate = RateLimit(config.rate_limit_per_s, monotonic)
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -214,6 +217,7 @@ class Dispatcher:
                       extra={"error": outcome.detail})
 
     def _settle(self, settlement: Settlement) -> None:
+        self._metrics.settled(settlement.status)
         self._outcomes.append(settlement)
         if len(self._outcomes) >= self._config.batch_size:
             self._flush_soon.set()

@@ -14,6 +14,7 @@ from herald.config import PlannerConfig
 from herald.domain.models import Mailing
 from herald.domain.windows import window_opening
 from herald.logs import log_context
+from herald.metrics import Metrics
 from herald.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,12 +22,13 @@ log = logging.getLogger(__name__)
 
 class Planner:
     def __init__(
-        self, store: Store, clock: Clock, config: PlannerConfig, *,
+        self, store: Store, clock: Clock, config: PlannerConfig, metrics: Metrics, *,
         wakeup: asyncio.Event | None = None, dispatcher_wakeup: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._config = config
+        self._metrics = metrics
         self._wakeup = wakeup or asyncio.Event()
         self._dispatcher_wakeup = dispatcher_wakeup or asyncio.Event()
         self._owner = f"planner-{uuid.uuid4().hex[:12]}"
@@ -80,12 +82,15 @@ class Planner:
                                                              limit=self._config.batch_size)
             if not batch:
                 if await self._store.mailings.finish_planning(mailing.id, self._owner, self._clock.now()):
+                    self._metrics.planned_mailings.inc()
                     log.info("planning finished", extra={"messages_created": created})
                 return
             now = self._clock.now()
             start = max(now, mailing.start_at)
             due = [(client_id, window_opening(mailing.send_window, ZoneInfo(tz), start)) for client_id, tz in batch]
-            created += await self._store.messages.insert_planned(mailing.id, due, now)
+            inserted = await self._store.messages.insert_planned(mailing.id, due, now)
+            self._metrics.planned_messages.inc(inserted)
+            created += inserted
             cursor = batch[-1][0]
             self._dispatcher_wakeup.set()
             if not await self._store.mailings.save_plan_progress(
@@ -108,5 +113,6 @@ class Planner:
                 if not await self._store.expiry_stands(mailing_id, now, self._clock.now()):
                     log.info("mailing end moved during closing; expired messages reopened")
                     continue
+                self._metrics.mailing_closed(expired)
                 log.info("mailing ended", extra={"expired": expired})
         return closed

@@ -13,6 +13,7 @@ from aiohttp_retry import ExponentialRetry, RetryClient
 from herald.clock import Clock
 from herald.config import SenderConfig
 from herald.domain.outcome import Outcome, classify, connection_failed, parse_retry_after, timed_out
+from herald.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,10 @@ MIN_REQUEST_S = 0.05
 
 
 class Sender:
-    def __init__(self, session: aiohttp.ClientSession, config: SenderConfig, clock: Clock) -> None:
+    def __init__(self, session: aiohttp.ClientSession, config: SenderConfig, clock: Clock, metrics: Metrics) -> None:
         self._config = config
         self._clock = clock
+        self._metrics = metrics
         self._base = config.url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {config.token}"}
         # Inline retries only for connection blips (refused, reset before an answer). Every status code is
@@ -66,11 +68,12 @@ class Sender:
             outcome, status = timed_out(f"no answer within {budget:.2f}s"), None
         except aiohttp.ClientError as exc:
             outcome, status = connection_failed(f"{type(exc).__name__}: {exc}"), None
+        latency_s = time.perf_counter() - started
+        self._metrics.external_request(outcome.reason, latency_s)
         log.info(
             "external API answered",
             extra={
-                "outcome": outcome.reason, "http_status": status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "outcome": outcome.reason, "http_status": status, "latency_ms": round(latency_s * 1000, 1),
                 **({"error": outcome.detail} if outcome.detail else {}),
             },
         )

@@ -9,6 +9,7 @@ from herald.store.clients import ClientStore
 from herald.store.db import Database
 from herald.store.mailings import MailingStore
 from herald.store.messages import MessageStore
+from herald.store.reports import ReportStore
 from herald.store.stats import StatsStore
 
 
@@ -18,10 +19,11 @@ class Store:
     mailings: MailingStore
     messages: MessageStore
     stats: StatsStore
+    reports: ReportStore
 
     @classmethod
     def over(cls, db: Database) -> Store:
-        return cls(ClientStore(db), MailingStore(db), MessageStore(db), StatsStore(db))
+        return cls(ClientStore(db), MailingStore(db), MessageStore(db), StatsStore(db), ReportStore(db))
 
     async def expiry_stands(self, mailing_id: int, decided_end: datetime, now: datetime) -> bool:
         """True if the mailing still ends by `decided_end`, the end an expiry was decided on; if an edit moved it

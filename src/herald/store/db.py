@@ -24,6 +24,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The planner's "started, not yet planned" and the closer's "ended, not yet closed".
         IndexModel([("planned_at", ASCENDING), ("start_at", ASCENDING)], name="planning"),
         IndexModel([("closed_at", ASCENDING), ("end_at", ASCENDING)], name="closing"),
+        # The daily report's "ran at some time of the day": every mailing that ended after the day began.
+        IndexModel([("end_at", ASCENDING)], name="report"),
     ],
     "messages": [
         # The dispatcher's claim: due pending messages and expired leases.
@@ -36,6 +38,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "claims": [
         IndexModel([("at", ASCENDING)], name="sweep"),
+    ],
+    "reports": [
+        IndexModel([("day", ASCENDING), ("take", ASCENDING)], name="day_take"),
     ],
 }
 

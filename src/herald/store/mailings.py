@@ -121,6 +121,11 @@ class MailingStore:
         query = {**LIVE, "start_at": {"$lte": now}, "end_at": {"$gt": now}}
         return [_mailing(doc) async for doc in self._col.find(query)]
 
+    async def active_between(self, start: datetime, end: datetime) -> list[Mailing]:
+        """Mailings that ran at some time in [start, end), in start order: the ones a daily report covers."""
+        query = {**LIVE, "end_at": {"$gt": start}, "start_at": {"$lt": end}}
+        return [_mailing(doc) async for doc in self._col.find(query).sort([("start_at", 1), ("_id", 1)])]
+
     # Planning: a lease on the mailing document lets several workers share the work without doing it twice.
 
     async def claim_planning(self, owner: str, now: datetime, lease_s: float) -> tuple[Mailing, int] | None:

@@ -21,6 +21,15 @@ DUPLICATE_KEY = 11000
 CLIENT_ID_BITS = 32
 
 
+# A scrape counts due messages up to this many: past it the backlog is "huge" and counting further costs.
+BACKLOG_COUNT_CAP = 1_000_000
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    """Messages a dispatcher may claim now: pending ones whose time has come, sending ones whose lease ran out."""
+    return {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
+
+
 def message_id(mailing_id: int, client_id: int) -> int:
     """The one message of a client in a mailing has a fixed id (client ids stay below 2**32, mailing ids 2**31)."""
     return mailing_id << CLIENT_ID_BITS | client_id
@@ -66,6 +75,11 @@ class Settlement:
     @property
     def mailing_id(self) -> int:
         return self.message_id >> CLIENT_ID_BITS
+
+    @property
+    def status(self) -> str:
+        """The status the message gets."""
+        return str(dict(self.fields)["status"])
 
 
 class Settle:
@@ -142,8 +156,7 @@ class MessageStore:
         the filter). Three round trips whatever the batch size. Attempts are counted here, so a worker that
         crashes mid-send cannot loop forever.
         """
-        due = {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
-        window = [doc async for doc in self._col.find(due).sort("due_at", 1).limit(2 * limit)]
+        window = [doc async for doc in self._col.find(_due(now)).sort("due_at", 1).limit(2 * limit)]
         if not window:
             return None
         # Workers that look at once see the same head of the queue: each tries a random half of a window twice
@@ -181,6 +194,12 @@ class MessageStore:
         claimed = [replace(m, status=MessageStatus.SENDING, attempts=m.attempts + 1, due_at=lease_until)
                    for m, _ in won]
         return Claim(token, lease_until, claimed)
+
+    async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many messages are due, and the due time of the longest-waiting one: one count, one indexed find."""
+        count = await self._col.count_documents(_due(now), limit=BACKLOG_COUNT_CAP)
+        oldest = await self._col.find_one(_due(now), {"due_at": 1}, sort=[("due_at", 1)])
+        return count, None if oldest is None else oldest["due_at"]
 
     async def sweep_claim_keys(self, older_than: datetime) -> int:
         """Drop claim keys nobody can contest any more (MongoDB could use a TTL index; FerretDB 1.x has none)."""
