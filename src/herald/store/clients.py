@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -76,19 +77,28 @@ class ClientStore:
         return _client(doc)
 
     async def page(
-        self, *, after: int | None, limit: int, tag: str | None = None, operator_code: str | None = None
+        self, *, after: int | None, limit: int, tag: str | None = None, operator_code: str | None = None,
+        phone_prefix: str | None = None,
     ) -> list[Client]:
         query: dict[str, Any] = {}
         if tag is not None:
             query["tag"] = tag
         if operator_code is not None:
             query["operator_code"] = operator_code
+        if phone_prefix:
+            query["phone"] = {"$regex": f"^{re.escape(phone_prefix)}"}
         if after is not None:
             query["_id"] = {"$gt": after}
         return [_client(doc) async for doc in self._col.find(query).sort("_id", 1).limit(limit)]
 
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Client]:
         return {doc["_id"]: _client(doc) async for doc in self._col.find({"_id": {"$in": list(ids)}})}
+
+    async def audience_by_timezone(self, client_filter: ClientFilter) -> dict[str, int]:
+        """How many clients match the filter, per timezone: a mailing's audience before it starts."""
+        pipeline = [{"$match": to_query(client_filter)}, {"$group": {"_id": "$timezone", "n": {"$sum": 1}}}]
+        rows = [(row["_id"], row["n"]) async for row in await self._col.aggregate(pipeline)]
+        return dict(sorted(rows, key=lambda row: (-row[1], row[0])))
 
     async def audience_batch(
         self, client_filter: ClientFilter, *, after: int, limit: int

@@ -1,0 +1,3 @@
+"""Admin UI login tests run against a small OpenID provider on loopback."""
+
+from tests.oidc import idp  # noqa: F401 - the fixture
