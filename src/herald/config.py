@@ -122,6 +122,7 @@ class EmailConfig:
     smtp_host: str
     smtp_port: int
     security: str
+    ca_file: str
     user: str
     password: str = dataclasses.field(repr=False)
     sender: str

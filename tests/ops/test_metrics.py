@@ -56,11 +56,15 @@ async def test_counters_move_when_messages_are_sent_fail_and_expire(api, store, 
     assert value(samples, "herald_planner_mailings_planned_total") == 1
     assert _expired(samples) == 0
 
-    probe.state.faults.update({"outage": True})
+    # Throttled until after the end: the dispatcher expires all three. Then the end passes and the planner closes
+    # the mailing with nothing left to expire (had both expired at once, one message could count twice).
+    probe.state.faults.update({"retry_after_s": 600})
+    probe.fail_next("429", 3)
     second = await add_mailing(api, end_at="2026-06-01T12:05:00Z")
-    await eventually(lambda: _scraped(api, "herald_external_requests_total", outcome="5xx"))
-    clock.set(T0 + timedelta(minutes=10))
     await wait_counts(store, second["id"], {"expired": 3})
+    assert value(await scrape(api), "herald_external_requests_total", outcome="429") == 3
+    clock.set(T0 + timedelta(minutes=10))
+    await eventually(lambda: _scraped(api, "herald_planner_mailings_closed_total"))
 
     samples = await scrape(api)
     assert _expired(samples) == 3

@@ -50,6 +50,7 @@ async def send(message: EmailMessage, config: EmailConfig) -> None:
                     message, hostname=config.smtp_host, port=config.smtp_port,
                     username=config.user or None, password=config.password or None,
                     use_tls=config.security == "tls", start_tls=config.security == "starttls",
+                    cert_bundle=config.ca_file or None,
                     timeout=config.timeout_s,
                 )
             return
