@@ -16,7 +16,7 @@ from herald.clock import Clock
 from herald.config import DispatchConfig
 from herald.dispatch.sender import Sender
 from herald.dispatch.slots import RateLimit, Slots
-from herald.domain.backoff import retry_delay
+from herald.domain.backoff import retry_at, retry_delay
 from herald.domain.breaker import AimdLimit, CircuitBreaker
 from herald.domain.delivery import Send, Wait, decide
 from herald.domain.filters import matches
@@ -186,7 +186,7 @@ class Dispatcher:
             return settle.final(message.id, MessageStatus.FAILED,
                                 f"gave up after {message.attempts} attempts: {outcome.detail}")
         delay = retry_delay(message.attempts, self._config.backoff_base_s, self._config.backoff_cap_s, self._rng)
-        due_at = now + timedelta(seconds=max(delay, outcome.retry_after_s or 0.0))
+        due_at = retry_at(now, max(delay, outcome.retry_after_s or 0.0), mailing.end_at)
         if due_at >= mailing.end_at:
             log.info("message expired: the next attempt would be after the mailing's end")
             return settle.expired(message.id, mailing.end_at, outcome.detail)

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
 
 Database = AsyncDatabase[dict[str, Any]]
 
@@ -72,13 +72,24 @@ def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000)
 
 
-async def ensure_indexes(db: Database) -> None:
-    """Create the indexes that are missing. Only those: FerretDB 1.x panics on createIndexes for existing ones."""
-    for collection, indexes in INDEXES.items():
-        existing = {index["name"] async for index in await db[collection].list_indexes()}
-        missing = [index for index in indexes if index.document["name"] not in existing]
-        if missing:
-            await db[collection].create_indexes(missing)
+async def ensure_indexes(db: Database, attempts: int = 4) -> None:
+    """Create the indexes that are missing. Only those: FerretDB 1.x panics on createIndexes for existing ones.
+
+    Processes that start together race to create the same index; on FerretDB the loser's command dies with its
+    connection. It looks again and finds the index there.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            for collection, indexes in INDEXES.items():
+                existing = {index["name"] async for index in await db[collection].list_indexes()}
+                missing = [index for index in indexes if index.document["name"] not in existing]
+                if missing:
+                    await db[collection].create_indexes(missing)
+            return
+        except (AutoReconnect, OperationFailure):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.1, 0.5) * attempt)
 
 
 async def next_id(db: Database, sequence: str, attempts: int = 30) -> int:
