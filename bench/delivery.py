@@ -26,7 +26,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -451,9 +451,10 @@ def seconds_since(origin: datetime, when: datetime) -> float:
     return (when - origin).total_seconds()
 
 
-async def create_mailing(session: aiohttp.ClientSession, api_url: str) -> int:
+async def create_mailing(session: aiohttp.ClientSession, api_url: str, text: str = TEXT) -> int:
+    """A mailing to every client, started a minute ago, ending in an hour."""
     now = datetime.now(UTC)
-    body = {"text": TEXT, "start_at": (now - timedelta(minutes=1)).isoformat(),
+    body = {"text": text, "start_at": (now - timedelta(minutes=1)).isoformat(),
             "end_at": (now + timedelta(hours=1)).isoformat(), "filter": {}}
     async with session.post(f"{api_url}/api/v1/mailings", json=body) as response:
         payload = await response.json(content_type=None)
@@ -819,19 +820,24 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
-    args = parse_args()
+def run_with_logs(prefix: str, run: Callable[[Path], Coroutine[Any, Any, None]], keep: bool) -> None:
+    """Run a benchmark with a log directory of its own, kept if it fails or when asked; SIGTERM acts as Ctrl+C."""
     signal.signal(signal.SIGTERM, interrupt)
-    log_dir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    log_dir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        asyncio.run(bench(args, log_dir))
+        asyncio.run(run(log_dir))
     except BaseException:
         keep_logs(log_dir)
         raise
-    if args.keep_logs:
+    if keep:
         keep_logs(log_dir)
     else:
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def main() -> None:
+    args = parse_args()
+    run_with_logs("herald-bench-", lambda log_dir: bench(args, log_dir), args.keep_logs)
 
 
 if __name__ == "__main__":

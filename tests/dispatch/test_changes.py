@@ -4,7 +4,7 @@ import asyncio
 from datetime import datetime
 
 from herald.store.messages import message_id
-from tests.helpers import add_clients, add_mailing, counts, eventually, wait_counts
+from tests.helpers import add_clients, add_mailing, counts, wait_counts
 
 # At T0 it is 15:00 in Moscow: a 16:00-18:00 window holds messages pending until the clock moves.
 LATER_TODAY = {"start": "16:00", "end": "18:00"}

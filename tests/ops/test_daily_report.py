@@ -4,7 +4,7 @@ import asyncio
 import logging
 import re
 from dataclasses import asdict
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import pytest
 
