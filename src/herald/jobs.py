@@ -22,13 +22,19 @@ log = logging.getLogger(__name__)
 # Claim keys only matter while a worker could still act on what it read before a key was taken: far less than
 # an hour. Sweeping keeps the collection small (MongoDB could use a TTL index; FerretDB 1.x has none).
 CLAIM_KEY_RETENTION = timedelta(hours=1)
+# A due message whose next claim key is this old lost its claim to a concurrent write (FerretDB 1.x).
+STUCK_AFTER = timedelta(minutes=5)
 SWEEP_EVERY = timedelta(minutes=10)
 
 
 async def sweep_claim_keys(store: Store, clock: Clock) -> int:
-    swept = await store.messages.sweep_claim_keys(clock.now() - CLAIM_KEY_RETENTION)
+    now = clock.now()
+    freed = await store.messages.free_stuck(now - STUCK_AFTER)
+    if freed:
+        log.warning("freed messages whose claim was lost to a concurrent write", extra={"count": freed})
+    swept = await store.messages.sweep_claim_keys(now - CLAIM_KEY_RETENTION)
     log.info("swept old claim keys", extra={"count": swept})
-    return swept
+    return swept + freed
 
 
 def _count_run(metrics: Metrics, event: JobEvent) -> None:

@@ -120,3 +120,16 @@ async def test_the_sweep_drops_only_claim_keys_nobody_can_contest(store: Store, 
     clock = FakeClock(T0)
     assert await sweep_claim_keys(store, clock) == 1
     assert [doc["_id"] async for doc in db.claims.find()] == ["recent"]
+
+
+async def test_a_message_whose_claim_was_lost_is_freed_by_the_sweep(store: Store, db):
+    due = T0 - timedelta(minutes=10)
+    await store.messages.insert_planned(1, [(1, due), (2, due)], due)
+    lost, fresh = message_id(1, 1), message_id(1, 2)
+    # Each key was taken but its claim never reached the message (overwritten by a concurrent write on FerretDB).
+    await db.claims.insert_many([{"_id": f"{lost}:1", "at": due},
+                                 {"_id": f"{fresh}:1", "at": T0 - timedelta(minutes=1)}])
+    assert await store.messages.claim(10, T0, lease_s=60) is None  # both look taken
+    assert await sweep_claim_keys(store, FakeClock(T0)) == 1
+    claim = await store.messages.claim(10, T0, lease_s=60)
+    assert claim and [m.id for m in claim.messages] == [lost]  # the recent key may still be a live claim's

@@ -201,6 +201,25 @@ class MessageStore:
         oldest = await self._col.find_one(_due(now), {"due_at": 1}, sort=[("due_at", 1)])
         return count, None if oldest is None else oldest["due_at"]
 
+    async def free_stuck(self, claimed_before: datetime, limit: int = 1000) -> int:
+        """Drop the claim keys of due messages whose claim never reached them; returns how many.
+
+        A claim inserts the key "<id>:<n>" and then sets the message's claim number to n. On FerretDB 1.x an update
+        of the same message at the same moment can overwrite that second write, and the message, still due, can
+        then never be claimed: its next key is taken. A key older than `claimed_before` whose message is still due
+        and still behind it is such a leftover (its worker has long written its claim, or given up).
+        """
+        behind = {f"{doc['_id']}:{doc['claim_seq'] + 1}": doc["_id"] async for doc in
+                  self._col.find(_due(claimed_before), {"claim_seq": 1}).limit(limit)}
+        if not behind:
+            return 0
+        stuck = [doc["_id"] async for doc in
+                 self._db.claims.find({"_id": {"$in": list(behind)}, "at": {"$lt": claimed_before}}, {"_id": 1})]
+        if not stuck:
+            return 0
+        result = await self._db.claims.delete_many({"_id": {"$in": stuck}, "at": {"$lt": claimed_before}})
+        return result.deleted_count
+
     async def sweep_claim_keys(self, older_than: datetime) -> int:
         """Drop claim keys nobody can contest any more (MongoDB could use a TTL index; FerretDB 1.x has none)."""
         result = await self._db.claims.delete_many({"at": {"$lt": older_than}})
