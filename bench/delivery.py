@@ -451,16 +451,17 @@ def seconds_since(origin: datetime, when: datetime) -> float:
     return (when - origin).total_seconds()
 
 
-async def create_mailing(session: aiohttp.ClientSession, api_url: str, text: str = TEXT) -> int:
-    """A mailing to every client, started a minute ago, ending in an hour."""
+async def create_mailing(session: aiohttp.ClientSession, api_url: str, text: str = TEXT,
+                         end_s: float = 3600) -> tuple[int, datetime]:
+    """A mailing to every client, started a minute ago, ending in `end_s`: its id and its end."""
     now = datetime.now(UTC)
     body = {"text": text, "start_at": (now - timedelta(minutes=1)).isoformat(),
-            "end_at": (now + timedelta(hours=1)).isoformat(), "filter": {}}
+            "end_at": (now + timedelta(seconds=end_s)).isoformat(), "filter": {}}
     async with session.post(f"{api_url}/api/v1/mailings", json=body) as response:
         payload = await response.json(content_type=None)
         if response.status != 201:
             raise RuntimeError(f"creating the mailing failed: {response.status} {payload}")
-        return int(payload["id"])
+        return int(payload["id"]), datetime.fromisoformat(payload["end_at"])
 
 
 async def probe_stats(session: aiohttp.ClientSession, probe_base: str) -> dict[str, Any]:
@@ -595,7 +596,7 @@ async def run_herald(session: aiohttp.ClientSession, db: Database, herald: Heral
     watch = Watch(datetime.now(UTC), deadline, stall_s, progress_s, herald.pid,
                   next_report=time.monotonic() + progress_s)
     cpu.start()
-    mailing_id = await create_mailing(session, herald.api_url)
+    mailing_id, _ = await create_mailing(session, herald.api_url)
     while True:
         herald.check_alive()
         if await poll_once(session, db, mailing_id, probe_base, watch, result):

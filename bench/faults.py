@@ -36,6 +36,7 @@ from delivery import (
     Rate,
     bounded,
     child_env,
+    create_mailing,
     db_claim_ceiling,
     db_insert_ceiling,
     mongo_base,
@@ -155,17 +156,6 @@ async def put_faults(session: aiohttp.ClientSession, probe_base: str, faults: Ma
         response.raise_for_status()
 
 
-async def create_mailing(session: aiohttp.ClientSession, api_url: str, end_s: float) -> tuple[int, datetime]:
-    now = datetime.now(UTC)
-    body = {"text": "Fault bench", "start_at": (now - timedelta(minutes=1)).isoformat(),
-            "end_at": (now + timedelta(seconds=end_s)).isoformat(), "filter": {}}
-    async with session.post(f"{api_url}/api/v1/mailings", json=body) as response:
-        payload = await response.json(content_type=None)
-        if response.status != 201:
-            raise RuntimeError(f"creating the mailing failed: {response.status} {payload}")
-        return int(payload["id"]), datetime.fromisoformat(payload["end_at"])
-
-
 async def arrivals(session: aiohttp.ClientSession, probe_base: str) -> list[Arrival]:
     async with session.get(f"{probe_base}/_probe/deliveries") as response:
         response.raise_for_status()
@@ -274,7 +264,7 @@ async def run_case(name: str, case: Case, client: MongoClient, base_url: str, co
             await wait_http_ok(session, f"{api_url}/readyz", herald.check_alive)
             await put_faults(session, probe_base, case.faults)
             set_at = datetime.now(UTC)
-            mailing_id, end_at = await create_mailing(session, api_url, case.end_s)
+            mailing_id, end_at = await create_mailing(session, api_url, "Fault bench", case.end_s)
             counts, healed_at = await watch(session, db, probe_base, case, mailing_id, messages, end_at,
                                              set_at, herald)
             stopped_at = datetime.now(UTC)

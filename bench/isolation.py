@@ -443,7 +443,7 @@ async def run_herald(args: argparse.Namespace, env: dict[str, str], db: Database
             worker = Child("herald-worker", "worker", env, log_dir)
             await wait_http_ok(session, f"http://{HOST}:{worker_port}/readyz", worker.check_alive)
             sampler = asyncio.create_task(sample_rss(worker.pid, api.pid, rss))
-            mailing_id = await create_mailing(session, api_url, "Isolation bench")
+            mailing_id, _ = await create_mailing(session, api_url, "Isolation bench")
             await wait_planned(db, mailing_id, worker)
             ops = Operations(session, api_url, db, args.messages)
             for phase in all_phases:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pymongo import AsyncMongoClient
 from herald.app import ALL_ROLES, Role, create_app
 from herald.clock import FakeClock
 from herald.config import Config, load_config
-from herald.localdb import LocalFerretDB
+from herald.localdb import LocalFerretDB, free_port
 from herald.probe.app import ProbeState, create_probe_app, make_token, probe_state_key
 from herald.store import Store
 from herald.store.db import Database, connect, ensure_indexes
@@ -130,6 +132,43 @@ async def start_herald(config: Config, clock: FakeClock) -> AsyncIterator[AppFac
     yield start
     for client in reversed(clients):
         await client.close()
+
+
+class Workers:
+    """`herald worker` processes of a test, against its database and emulator, quick to poll."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, **env: str) -> subprocess.Popen[bytes]:
+        # The developer's own HERALD_* settings stay out: the process sees the test's configuration only.
+        environment = {
+            **{key: value for key, value in os.environ.items() if not key.startswith("HERALD_")},
+            "HERALD_MONGO_URL": self._config.mongo.url,
+            "HERALD_SENDER_URL": self._config.sender.url,
+            "HERALD_SENDER_TOKEN": self._config.sender.token,
+            "HERALD_HTTP_WORKER_PORT": str(free_port()),
+            "HERALD_LOG_LEVEL": "WARNING",
+            "HERALD_DISPATCH_POLL_S": "0.05",
+            "HERALD_PLANNER_POLL_S": "0.05",
+            **env,
+        }
+        process = subprocess.Popen([sys.executable, "-m", "herald", "worker"], env=environment,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        return process
+
+
+@pytest.fixture
+def workers(config: Config) -> Iterator[Workers]:
+    """Start `herald worker` processes with workers.spawn(); every one still running at the end is killed."""
+    processes = Workers(config)
+    yield processes
+    for process in processes.started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

@@ -19,22 +19,18 @@ from herald.store import Store
 
 log = logging.getLogger(__name__)
 
-# Claim keys only matter while a worker could still act on what it read before a key was taken: far less than
-# an hour. Sweeping keeps the collection small (MongoDB could use a TTL index; FerretDB 1.x has none).
-CLAIM_KEY_RETENTION = timedelta(hours=1)
-# A due message whose next claim key is this old lost its claim to a concurrent write (FerretDB 1.x).
-STUCK_AFTER = timedelta(minutes=5)
+# Claim keys only matter while a worker could still act on what it read before a key was taken: milliseconds.
+# Sweeping keeps the collection small (MongoDB could use a TTL index; FerretDB 1.x has none), and frees a message
+# whose claim a concurrent write overwrote on FerretDB 1.x: due again, it could not be claimed while its next key
+# stood.
+CLAIM_KEY_RETENTION = timedelta(minutes=5)
 SWEEP_EVERY = timedelta(minutes=10)
 
 
 async def sweep_claim_keys(store: Store, clock: Clock) -> int:
-    now = clock.now()
-    freed = await store.messages.free_stuck(now - STUCK_AFTER)
-    if freed:
-        log.warning("freed messages whose claim was lost to a concurrent write", extra={"count": freed})
-    swept = await store.messages.sweep_claim_keys(now - CLAIM_KEY_RETENTION)
+    swept = await store.messages.sweep_claim_keys(clock.now() - CLAIM_KEY_RETENTION)
     log.info("swept old claim keys", extra={"count": swept})
-    return swept + freed
+    return swept
 
 
 def _count_run(metrics: Metrics, event: JobEvent) -> None:

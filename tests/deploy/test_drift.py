@@ -87,9 +87,11 @@ def pod_env(manifests: tuple[dict[str, Any], ...], container: dict[str, Any]) ->
 
 
 def herald_containers(overlay: str) -> list[tuple[str, dict[str, Any]]]:
-    """(herald subcommand, container) for each container of the Herald image in an overlay."""
-    return [(container["args"][0], container) for _, container in containers(rendered(overlay))
-            if container["image"].split("/")[-1].split(":")[0] == "herald"]
+    """(herald subcommand, container) for each container of the Herald image in an overlay; there must be some."""
+    found = [(container["args"][0], container) for _, container in containers(rendered(overlay))
+             if container["image"].split("/")[-1].split(":")[0] == "herald"]
+    assert found, f"no container of the Herald image in the {overlay} overlay"
+    return found
 
 
 # Settings and variables
@@ -192,10 +194,11 @@ def test_ci_uses_the_image_python_and_the_pinned_checkers() -> None:
     test_extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     pinned = {canonicalize_name(Requirement(spec).name): spec for spec in test_extra}
     installs = " ".join(gitlab_ci()["lint"]["script"])
-    for spec in re.findall(r"([\w-]+==[\w.]+)", installs):
-        name = canonicalize_name(Requirement(spec).name)
-        if name in pinned:
-            assert pinned[name] == spec
+    shared = [spec for spec in re.findall(r"([\w-]+==[\w.]+)", installs)
+              if canonicalize_name(Requirement(spec).name) in pinned]
+    assert shared, "the lint job installs none of the test extra's checkers"
+    for spec in shared:
+        assert pinned[canonicalize_name(Requirement(spec).name)] == spec
 
 
 # Ports and paths

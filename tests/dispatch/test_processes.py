@@ -5,47 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
-from herald.config import Config
 from herald.domain.models import ClientFilter
-from herald.localdb import free_port
 from herald.store import Store
 from tests.helpers import counts, eventually, insert_clients, wait_counts
-
-
-@pytest.fixture
-def workers(config: Config) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Start `herald worker` processes with spawn(); every one still running at the end is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def spawn(started: list[subprocess.Popen[bytes]], config: Config, **env: str) -> subprocess.Popen[bytes]:
-    environment = {
-        **os.environ,
-        "HERALD_MONGO_URL": config.mongo.url,
-        "HERALD_SENDER_URL": config.sender.url,
-        "HERALD_SENDER_TOKEN": config.sender.token,
-        "HERALD_HTTP_WORKER_PORT": str(free_port()),
-        "HERALD_LOG_LEVEL": "WARNING",
-        "HERALD_DISPATCH_POLL_S": "0.05",
-        "HERALD_PLANNER_POLL_S": "0.05",
-        **env,
-    }
-    process = subprocess.Popen([sys.executable, "-m", "herald", "worker"], env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started.append(process)
-    return process
 
 
 async def _running_mailing(store: Store) -> int:
@@ -62,13 +27,13 @@ async def test_a_worker_killed_mid_mailing_loses_nothing(config, db, store, prob
     probe.state.faults.update({"latency_ms": 10})
     settings = {"HERALD_DISPATCH_CONCURRENCY": str(concurrency), "HERALD_DISPATCH_BATCH_SIZE": "50",
                 "HERALD_DISPATCH_LEASE_S": "3", "HERALD_SENDER_TIMEOUT_S": "1"}
-    victim = spawn(workers, config, **settings)
+    victim = workers.spawn(**settings)
     mailing_id = await _running_mailing(store)
     await eventually(lambda: _accepted_at_least(probe, total // 4), timeout=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert (await counts(store, mailing_id)).get("sent", 0) < total
-    spawn(workers, config, **settings)
+    workers.spawn(**settings)
     await wait_counts(store, mailing_id, {"sent": total}, timeout=120)
     accepted = probe.accepted()
     duplicates = sum(n - 1 for n in accepted.values())
@@ -86,7 +51,7 @@ RACE_MESSAGES = 20_000 if os.environ.get("HERALD_MONGO_URL") else 2_000
 async def test_three_workers_never_deliver_a_message_twice(config, db, store, probe, workers):
     await insert_clients(db, RACE_MESSAGES, datetime.now(UTC))
     for _ in range(3):
-        spawn(workers, config, HERALD_DISPATCH_CONCURRENCY="50")
+        workers.spawn(HERALD_DISPATCH_CONCURRENCY="50")
     mailing_id = await _running_mailing(store)
     await wait_counts(store, mailing_id, {"sent": RACE_MESSAGES}, timeout=900)
     accepted = probe.accepted()

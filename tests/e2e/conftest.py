@@ -4,7 +4,6 @@ Chromium driven by Playwright. `scripts/test-deps` (run by scripts/test) install
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,17 +15,12 @@ from playwright.async_api import Browser, async_playwright
 from herald.app import create_app
 from herald.clock import SYSTEM_CLOCK, Clock
 from herald.config import Config
+from herald.localdb import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROVIDER_PACKAGE = REPO / ".local" / "oidc-provider"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CLIENT_ID = "herald-admin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _require(what: str, present: bool) -> None:

@@ -86,3 +86,8 @@ async def scrape(client: TestClient) -> Samples:
 def value(samples: Samples, name: str, **labels: Any) -> float:
     """One sample's value; 0 for a labelled counter that has not been touched yet."""
     return samples.get((name, frozenset((k, str(v)) for k, v in labels.items())), 0.0)
+
+
+async def scraped(client: TestClient, name: str, **labels: Any) -> float:
+    """One sample's value, scraped now."""
+    return value(await scrape(client), name, **labels)

@@ -13,8 +13,10 @@ from herald.domain.models import SendWindow
 from herald.localdb import free_port
 from herald.report.daily import send_daily_report
 from herald.report.mail import SEND_ERRORS
+from herald.store import Store
+from herald.store.db import connect
 from tests.helpers import T0, eventually
-from tests.ops.conftest import RECIPIENTS, scrape, value
+from tests.ops.conftest import RECIPIENTS, scrape, scraped, value
 
 DAY = "2026-05-31"  # T0 is 2026-06-01 12:00 UTC, past the 08:00 send time: yesterday's report is due
 
@@ -89,8 +91,14 @@ async def test_a_second_run_the_same_day_sends_nothing_even_after_a_restart(stor
     assert [m["Subject"].split()[3] for m in smtp.mailbox.messages] == ["2026-05-31:", "2026-06-01:"]
 
 
-async def test_processes_racing_for_the_report_send_it_once(store, clock, email_config, smtp):
-    results = await asyncio.gather(*(send_daily_report(store, clock, email_config.email) for _ in range(4)))
+async def test_processes_racing_for_the_report_send_it_once(db_url, clock, email_config, smtp):
+    # A client each, as separate processes have: only the claim in the database can keep them apart.
+    clients = [connect(db_url) for _ in range(4)]
+    try:
+        stores = [Store.over(client.get_default_database()) for client in clients]
+        results = await asyncio.gather(*(send_daily_report(s, clock, email_config.email) for s in stores))
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
     assert sorted(results) == [False, False, False, True]
     assert len(smtp.mailbox.messages) == 1
 
@@ -130,21 +138,17 @@ async def test_a_planner_process_started_after_the_send_time_catches_up_once(sta
                                                                             clock):
     roles = frozenset({Role.PLANNER})
     first = await start_herald(roles, email=asdict(email_config.email))
-    await eventually(lambda: _job_runs(first, "daily_report", "ok"))
+    await eventually(lambda: scraped(first, "herald_job_runs_total", job="daily_report", result="ok"))
     second = await start_herald(roles, email=asdict(email_config.email))
-    await eventually(lambda: _job_runs(second, "daily_report", "ok"))
+    await eventually(lambda: scraped(second, "herald_job_runs_total", job="daily_report", result="ok"))
     assert len(smtp.mailbox.messages) == 1
     samples = await scrape(second)
     assert value(samples, "herald_report_last_sent_timestamp_seconds") == clock.now().timestamp()
 
 
-async def _job_runs(client, job, result):
-    return value(await scrape(client), "herald_job_runs_total", job=job, result=result)
-
-
 async def test_a_failing_report_job_is_counted_and_the_process_carries_on(start_herald, email_config):
     down = email_config.replace(email={"smtp_port": free_port(), "attempts": 2})
     worker = await start_herald(frozenset({Role.PLANNER}), email=asdict(down.email))
-    await eventually(lambda: _job_runs(worker, "daily_report", "error"))
+    await eventually(lambda: scraped(worker, "herald_job_runs_total", job="daily_report", result="error"))
     assert (await worker.get("/healthz")).status == 200
     assert value(await scrape(worker), "herald_report_last_sent_timestamp_seconds") == 0

@@ -1,8 +1,5 @@
 """GET /metrics on the API and on a worker, parsed with prometheus-client: the counters follow what happens."""
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import aiohttp
@@ -11,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from herald.app import Role
 from herald.localdb import free_port
 from tests.helpers import T0, add_clients, add_mailing, eventually, wait_counts
-from tests.ops.conftest import scrape, value
+from tests.ops.conftest import scrape, scraped, value
 
 WORKER = frozenset({Role.PLANNER, Role.DISPATCHER})
 
@@ -64,16 +61,12 @@ async def test_counters_move_when_messages_are_sent_fail_and_expire(api, store, 
     await wait_counts(store, second["id"], {"expired": 3})
     assert value(await scrape(api), "herald_external_requests_total", outcome="429") == 3
     clock.set(T0 + timedelta(minutes=10))
-    await eventually(lambda: _scraped(api, "herald_planner_mailings_closed_total"))
+    await eventually(lambda: scraped(api, "herald_planner_mailings_closed_total"))
 
     samples = await scrape(api)
     assert _expired(samples) == 3
     assert value(samples, "herald_planner_mailings_closed_total") == 1  # the second; the first ends at 18:00
     assert value(samples, "herald_message_transitions_total", **{"from": "sending", "to": "sent"}) == 2
-
-
-async def _scraped(api, name, **labels):
-    return value(await scrape(api), name, **labels)
 
 
 async def test_the_backlog_and_its_oldest_age_come_from_the_outbox(start_herald, store):
@@ -106,24 +99,17 @@ async def test_a_worker_serves_metrics_with_its_breaker_and_concurrency_limit(st
     probe.state.faults.update({"outage": True})
     await add_clients(api, 3)
     await add_mailing(api)
-    await eventually(lambda: _scraped(worker, "herald_circuit_breaker_state", state="open"))
+    await eventually(lambda: scraped(worker, "herald_circuit_breaker_state", state="open"))
     samples = await scrape(worker)
     assert value(samples, "herald_circuit_breaker_state", state="closed") == 0
     assert value(samples, "herald_dispatch_concurrency_limit") < 7  # 5xx halves the limit
 
 
-async def test_a_herald_worker_process_serves_metrics_on_its_worker_port(config):
+async def test_a_herald_worker_process_serves_metrics_on_its_worker_port(workers):
     port = free_port()
-    env = {**os.environ, "HERALD_MONGO_URL": config.mongo.url, "HERALD_SENDER_URL": config.sender.url,
-           "HERALD_HTTP_WORKER_PORT": str(port), "HERALD_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([sys.executable, "-m", "herald", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            text = await eventually(lambda: _get_text(http, "/metrics"), timeout=30)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+    workers.spawn(HERALD_HTTP_WORKER_PORT=str(port))
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+        text = await eventually(lambda: _get_text(http, "/metrics"), timeout=30)
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"herald_circuit_breaker_state", "herald_dispatch_concurrency_limit", "herald_outbox_due_messages",
             "herald_message_transitions", "herald_job_runs"} <= names

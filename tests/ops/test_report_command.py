@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+from herald.localdb import free_port
 from tests.ops.conftest import RECIPIENTS
 
 
@@ -42,7 +43,7 @@ async def test_report_sends_the_day_once(email_config, store, smtp):
     assert "Holiday hours" in message.get_body(("plain",)).get_content()
 
 
-async def test_report_fails_loudly_when_smtp_is_down(email_config, smtp):
-    down = email_config.replace(email={"smtp_port": 1, "attempts": 1})
+async def test_report_fails_loudly_when_smtp_is_down(email_config):
+    down = email_config.replace(email={"smtp_port": free_port(), "attempts": 1})
     result = await herald_report(down, "--date", "2026-05-31")
     assert result.returncode != 0 and "herald report: not sent: " in result.stderr

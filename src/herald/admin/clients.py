@@ -7,7 +7,7 @@ from aiohttp import web
 from herald.admin.common import render
 from herald.admin.forms import Errors, client_body, client_values, from_error, parse
 from herald.admin.guard import redirect
-from herald.api.common import path_id
+from herald.api.common import page, path_id
 from herald.api.schemas import ClientCreate, ClientPageQuery, ClientPatch
 from herald.app_keys import service_key, store_key
 from herald.errors import HeraldError
@@ -23,9 +23,10 @@ async def list_clients(request: web.Request) -> web.Response:
         after=query.get("after"), limit=PAGE_SIZE + 1, tag=query.get("tag"),
         operator_code=query.get("operator_code"), phone_prefix=search,
     )
+    shown = page(clients, PAGE_SIZE, list)
     return render(request, "clients.html", {
-        "clients": clients[:PAGE_SIZE],
-        "next_after": clients[PAGE_SIZE - 1].id if len(clients) > PAGE_SIZE else None,
+        "clients": shown["items"],
+        "next_after": shown["next_after"],
         "search": {"q": search, **{key: request.query.get(key, "") for key in ("tag", "operator_code")}},
         "errors": errors,
     })

@@ -7,7 +7,7 @@ from aiohttp import web
 from herald.admin.common import Progress, column_chart, render, zone
 from herald.admin.forms import Errors, from_error, mailing_body, mailing_values, parse
 from herald.admin.guard import redirect
-from herald.api.common import path_id
+from herald.api.common import page, path_id
 from herald.api.mailings import state
 from herald.api.schemas import STATUSES, FilterIn, MailingCreate, MailingPatch, MessageLogQuery, Page
 from herald.app_keys import clock_key, service_key, store_key
@@ -25,12 +25,11 @@ async def list_mailings(request: web.Request) -> web.Response:
     store, now = request.config_dict[store_key], request.config_dict[clock_key].now()
     query, errors = parse(Page(), {**_given(request), "limit": PAGE_SIZE})
     after = query.get("after") if query else None
-    mailings = await store.mailings.page(after=after, limit=PAGE_SIZE + 1)
-    shown = mailings[:PAGE_SIZE]
-    counts = await store.stats.by_mailing(mailing.id for mailing in shown)
+    shown = page(await store.mailings.page(after=after, limit=PAGE_SIZE + 1), PAGE_SIZE, list)
+    counts = await store.stats.by_mailing(mailing.id for mailing in shown["items"])
     return render(request, "mailings.html", {
-        "rows": [(mailing, state(mailing, now), Progress.of(counts[mailing.id])) for mailing in shown],
-        "next_after": shown[-1].id if len(mailings) > PAGE_SIZE else None,
+        "rows": [(mailing, state(mailing, now), Progress.of(counts[mailing.id])) for mailing in shown["items"]],
+        "next_after": shown["next_after"],
         "errors": errors,
     })
 
@@ -81,8 +80,8 @@ async def show_mailing(request: web.Request) -> web.Response:
     by_status = (await store.stats.by_mailing([mailing.id]))[mailing.id]
     query, errors = parse(MessageLogQuery(), {**_given(request), "limit": PAGE_SIZE})
     query = query or {"limit": PAGE_SIZE}
-    messages = await store.messages.page(mailing_id=mailing.id, status=query.get("status"),
-                                         after=query.get("after"), limit=PAGE_SIZE + 1)
+    messages = page(await store.messages.page(mailing_id=mailing.id, status=query.get("status"),
+                                              after=query.get("after"), limit=PAGE_SIZE + 1), PAGE_SIZE, list)
     audience = await store.clients.audience_by_timezone(mailing.filter)
     return render(request, "mailing.html", {
         "mailing": mailing,
@@ -90,8 +89,8 @@ async def show_mailing(request: web.Request) -> web.Response:
         "progress": Progress.of(by_status),
         "by_status": by_status,
         "status_chart": column_chart(list(by_status.items())),
-        "messages": messages[:PAGE_SIZE],
-        "next_after": messages[PAGE_SIZE - 1].id if len(messages) > PAGE_SIZE else None,
+        "messages": messages["items"],
+        "next_after": messages["next_after"],
         "status_filter": query.get("status", ""),
         "statuses": STATUSES,
         "audience": audience,

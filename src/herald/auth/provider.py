@@ -77,14 +77,19 @@ class Provider:
             stale = time.monotonic() - self._keys_fetched_at > KEYS_MAX_AGE_S
             # An unknown kid usually means the provider rotated its keys; refetch, but not more often than
             # refresh_min_s, so tokens with made-up kids cannot make Herald hammer the provider.
-            unknown = kid not in self._keys and time.monotonic() - self._keys_fetched_at >= self._refresh_min_s
+            unknown = self._known(kid) is None and time.monotonic() - self._keys_fetched_at >= self._refresh_min_s
             if stale or unknown:
                 await self._fetch_keys()
+        key = self._known(kid)
+        if key is None:
+            raise InvalidToken("token signed with an unknown key")
+        return key
+
+    def _known(self, kid: str | None) -> jwt.PyJWK | None:
+        """The key a token names; a token that names none may use the provider's only key."""
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
-        if kid not in self._keys:
-            raise InvalidToken("token signed with an unknown key")
-        return self._keys[kid]
+        return self._keys.get(kid)
 
     async def _fetch_keys(self) -> None:
         document = await self._get_json((await self.metadata())["jwks_uri"])

@@ -15,8 +15,13 @@ def retry_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random | 
 
     `attempt` is the number of attempts made so far (1 after the first failure).
     """
-    step = min(cap_s, base_s * 2 ** max(attempt - 1, 0))
+    step = longest_retry_delay(attempt, base_s, cap_s)
     return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def longest_retry_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """The most `retry_delay` waits after `attempt` attempts."""
+    return min(cap_s, base_s * 2 ** max(attempt - 1, 0))
 
 
 def retry_at(now: datetime, delay_s: float, end_at: datetime) -> datetime:

@@ -6,6 +6,7 @@ Labels only take bounded values: route templates, statuses, outcome reasons, job
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -22,56 +23,54 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
-        self.http_requests = Counter(
+        counter, gauge = partial(Counter, registry=registry), partial(Gauge, registry=registry)
+        histogram = partial(Histogram, buckets=LATENCY_BUCKETS, registry=registry)
+        self.http_requests = counter(
             "herald_http_requests", "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"], registry=registry,
+            ["method", "route", "status"],
         )
-        self.http_latency = Histogram(
+        self.http_latency = histogram(
             "herald_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template.",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["method", "route"],
         )
-        self.transitions = Counter(
+        self.transitions = counter(
             "herald_message_transitions", "Messages moved from one status to another by this process.",
-            ["from", "to"], registry=registry,
+            ["from", "to"],
         )
-        self.external_requests = Counter(
+        self.external_requests = counter(
             "herald_external_requests", "Requests to the external send API, by outcome.",
-            ["outcome"], registry=registry,
+            ["outcome"],
         )
-        self.external_latency = Histogram(
+        self.external_latency = histogram(
             "herald_external_request_duration_seconds", "Time from a request to the external API to its outcome.",
-            buckets=LATENCY_BUCKETS, registry=registry,
         )
-        self.planned_messages = Counter(
+        self.planned_messages = counter(
             "herald_planner_messages_created", "Messages the planner created for started mailings.",
-            registry=registry,
         )
-        self.planned_mailings = Counter(
-            "herald_planner_mailings_planned", "Mailings whose audience the planner finished.", registry=registry,
+        self.planned_mailings = counter(
+            "herald_planner_mailings_planned", "Mailings whose audience the planner finished.",
         )
-        self.closed_mailings = Counter(
+        self.closed_mailings = counter(
             "herald_planner_mailings_closed", "Ended mailings the planner closed (their unsent messages expired).",
-            registry=registry,
         )
-        self.job_runs = Counter(
+        self.job_runs = counter(
             "herald_job_runs", "Scheduled job runs, by job and result (ok, error, missed).",
-            ["job", "result"], registry=registry,
+            ["job", "result"],
         )
         # Set at scrape time from the database, which every process shares.
-        self.database_up = Gauge(
-            "herald_database_up", "1 if the database answered this scrape's queries, else 0.", registry=registry,
+        self.database_up = gauge(
+            "herald_database_up", "1 if the database answered this scrape's queries, else 0.",
         )
-        self.backlog = Gauge(
+        self.backlog = gauge(
             "herald_outbox_due_messages", "Messages due for delivery now (pending, or held under an expired lease).",
-            registry=registry,
         )
-        self.oldest_due_age = Gauge(
+        self.oldest_due_age = gauge(
             "herald_outbox_oldest_due_age_seconds",
-            "How long the longest-waiting due message has been due (0 if none).", registry=registry,
+            "How long the longest-waiting due message has been due (0 if none).",
         )
-        self.report_last_sent = Gauge(
+        self.report_last_sent = gauge(
             "herald_report_last_sent_timestamp_seconds",
-            "When the last daily statistics email was sent (Unix time; 0 if never).", registry=registry,
+            "When the last daily statistics email was sent (Unix time; 0 if never).",
         )
 
     def settled(self, status: str) -> None:

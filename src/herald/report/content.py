@@ -55,7 +55,7 @@ def _window(mailing: Mailing, zone: ZoneInfo) -> str:
 def build_report(day: date, zone: ZoneInfo, mailings: Sequence[tuple[Mailing, Mapping[str, int]]]) -> Report:
     """The report of `day` (a calendar day in `zone`): each mailing that ran that day with its counts by status."""
     rows = [_Row(str(m.id), preview(m.text), _window(m, zone), counts) for m, counts in mailings]
-    totals = _Row("", "", "", {status: sum(row.counts.get(status, 0) for row in rows) for status in STATUSES})
+    totals = _Row("All", "", "", {status: sum(row.counts.get(status, 0) for row in rows) for status in STATUSES})
     title = f"Herald daily report for {day.isoformat()} ({zone.key})"
     summary = (f"{len(rows)} mailing{'' if len(rows) == 1 else 's'}, {totals.total} messages: "
                + ", ".join(f"{totals.counts[status]} {status}" for status in STATUSES))
@@ -88,7 +88,7 @@ def _html(title: str, summary: str, rows: Sequence[_Row], totals: _Row) -> str:
         style = CELL + (";font-weight:bold" if bold else "")
         return "<tr>" + "".join(f'<td style="{style}">{html.escape(cell)}</td>' for cell in cells) + "</tr>"
 
-    body = "".join(tr(row) for row in rows) + tr(_Row("All", "", "", totals.counts), bold=True)
+    body = "".join(tr(row) for row in rows) + tr(totals, bold=True)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>' + html.escape(title) + "</title></head>"
         '<body style="font-family:sans-serif">'

@@ -12,7 +12,7 @@ from email.utils import format_datetime, make_msgid
 import aiosmtplib
 
 from herald.config import EmailConfig
-from herald.domain.backoff import retry_delay
+from herald.domain.backoff import longest_retry_delay, retry_delay
 from herald.report.content import Report
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def compose(report: Report, config: EmailConfig, now: datetime) -> EmailMessage:
 
 def longest_send_s(config: EmailConfig) -> float:
     """The longest `send` can take: every attempt timing out, every wait at its longest."""
-    return config.attempts * config.timeout_s + sum(config.backoff_s * 2 ** (n - 1) for n in range(1, config.attempts))
+    waits = sum(longest_retry_delay(n, config.backoff_s, math.inf) for n in range(1, config.attempts))
+    return config.attempts * config.timeout_s + waits
 
 
 async def send(message: EmailMessage, config: EmailConfig) -> None:

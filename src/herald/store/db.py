@@ -10,9 +10,10 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure
 
 Database = AsyncDatabase[dict[str, Any]]
+DUPLICATE_KEY = 11000
 
 INDEXES: dict[str, list[IndexModel]] = {
     "clients": [
@@ -35,6 +36,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("mailing_id", ASCENDING), ("_id", ASCENDING)], name="mailing_log"),
         IndexModel([("client_id", ASCENDING), ("_id", ASCENDING)], name="client_log"),
         IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_log"),
+        # The dashboard's messages sent per hour.
+        IndexModel([("status", ASCENDING), ("sent_at", ASCENDING)], name="sent_at"),
     ],
     "claims": [
         IndexModel([("at", ASCENDING)], name="sweep"),
@@ -56,6 +59,18 @@ WRITE_CHUNK = 16
 def is_duplicate_key(exc: OperationFailure) -> bool:
     """A unique index refused the write. FerretDB 1.x reports that from findAndModify as an InternalError."""
     return isinstance(exc, DuplicateKeyError) or "UNIQUE constraint failed" in str(exc)
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert, unordered; returns the positions of the documents whose _id was taken. Other errors are raised."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details["writeErrors"]
+        if any(error["code"] != DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()
 
 
 async def bulk_write(collection: AsyncCollection[dict[str, Any]], ops: Sequence[UpdateOne | UpdateMany]) -> int:

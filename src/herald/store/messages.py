@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections import defaultdict
@@ -11,13 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateMany
-from pymongo.errors import BulkWriteError
 
 from herald.domain.models import Message, MessageStatus
-from herald.store.db import Database, bulk_write
+from herald.store.db import Database, bulk_write, insert_new
 
 PENDING, SENDING = MessageStatus.PENDING.value, MessageStatus.SENDING.value
-DUPLICATE_KEY = 11000
 CLIENT_ID_BITS = 32
 
 
@@ -82,6 +81,11 @@ class Settlement:
         return str(dict(self.fields)["status"])
 
 
+def _error_field(error: str | None) -> dict[str, str]:
+    """An outcome without an error of its own keeps the last one recorded."""
+    return {} if error is None else {"last_error": error}
+
+
 class Settle:
     """Settlements for the messages of one claim."""
 
@@ -105,12 +109,10 @@ class Settle:
     def expired(self, message_id: int, end_at: datetime, error: str | None = None) -> Settlement:
         """Too late to send before `end_at`, the mailing's end as this worker read it."""
         return self._of(message_id, expired_at_end=end_at, status=MessageStatus.EXPIRED.value, due_at=None,
-                        **({} if error is None else {"last_error": error}))
+                        **_error_field(error))
 
     def final(self, message_id: int, status: MessageStatus, error: str | None = None) -> Settlement:
-        if error is None:
-            return self._of(message_id, status=status.value, due_at=None)
-        return self._of(message_id, status=status.value, due_at=None, last_error=error)
+        return self._of(message_id, status=status.value, due_at=None, **_error_field(error))
 
 
 class MessageStore:
@@ -133,19 +135,15 @@ class MessageStore:
              "due_at": due_at, "lease_owner": None, "claim_seq": 0}
             for client_id, due_at in due
         ]
-        try:
-            await self._col.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                raise
+        taken = await insert_new(self._col, docs)
+        if taken:
             # Some clients had a message already. One cancelled because the client stopped matching the
             # filter comes back: the client is in the audience again.
             await self._col.update_many(
                 {"_id": {"$in": [doc["_id"] for doc in docs]}, "status": "cancelled"},
                 {"$set": {"status": PENDING, "due_at": now}},
             )
-            return int(exc.details["nInserted"])
-        return len(docs)
+        return len(docs) - len(taken)
 
     async def claim(self, limit: int, now: datetime, lease_s: float) -> Claim | None:
         """Reserve up to `limit` due messages: pending ones whose time has come, and sending ones whose lease ran out.
@@ -166,13 +164,7 @@ class MessageStore:
         # Claims count up and never go back (attempts do, when a claimed message was not sent after all).
         claim_seqs = [int(doc["claim_seq"]) for doc in docs]
         keys = [{"_id": f"{m.id}:{seq + 1}", "at": now} for m, seq in zip(candidates, claim_seqs, strict=True)]
-        lost: set[int] = set()
-        try:
-            await self._db.claims.insert_many(keys, ordered=False)
-        except BulkWriteError as exc:
-            if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
-                raise
-            lost = {error["index"] for error in exc.details["writeErrors"]}
+        lost = await insert_new(self._db.claims, keys)
         won = sorted(
             ((m, seq) for i, (m, seq) in enumerate(zip(candidates, claim_seqs, strict=True)) if i not in lost),
             key=lambda pair: pair[0].id,
@@ -197,28 +189,11 @@ class MessageStore:
 
     async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
         """How many messages are due, and the due time of the longest-waiting one: one count, one indexed find."""
-        count = await self._col.count_documents(_due(now), limit=BACKLOG_COUNT_CAP)
-        oldest = await self._col.find_one(_due(now), {"due_at": 1}, sort=[("due_at", 1)])
+        count, oldest = await asyncio.gather(
+            self._col.count_documents(_due(now), limit=BACKLOG_COUNT_CAP),
+            self._col.find_one(_due(now), {"due_at": 1}, sort=[("due_at", 1)]),
+        )
         return count, None if oldest is None else oldest["due_at"]
-
-    async def free_stuck(self, claimed_before: datetime, limit: int = 1000) -> int:
-        """Drop the claim keys of due messages whose claim never reached them; returns how many.
-
-        A claim inserts the key "<id>:<n>" and then sets the message's claim number to n. On FerretDB 1.x an update
-        of the same message at the same moment can overwrite that second write, and the message, still due, can
-        then never be claimed: its next key is taken. A key older than `claimed_before` whose message is still due
-        and still behind it is such a leftover (its worker has long written its claim, or given up).
-        """
-        behind = {f"{doc['_id']}:{doc['claim_seq'] + 1}": doc["_id"] async for doc in
-                  self._col.find(_due(claimed_before), {"claim_seq": 1}).limit(limit)}
-        if not behind:
-            return 0
-        stuck = [doc["_id"] async for doc in
-                 self._db.claims.find({"_id": {"$in": list(behind)}, "at": {"$lt": claimed_before}}, {"_id": 1})]
-        if not stuck:
-            return 0
-        result = await self._db.claims.delete_many({"_id": {"$in": stuck}, "at": {"$lt": claimed_before}})
-        return result.deleted_count
 
     async def sweep_claim_keys(self, older_than: datetime) -> int:
         """Drop claim keys nobody can contest any more (MongoDB could use a TTL index; FerretDB 1.x has none)."""

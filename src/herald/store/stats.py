@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -46,11 +47,12 @@ class StatsStore:
     async def sent_per_interval(self, start: datetime, step: timedelta, count: int) -> list[tuple[datetime, int]]:
         """Messages sent in each of `count` intervals of length `step` from `start`.
 
-        One count per interval: FerretDB implements no date operators in $group, and a dashboard asks for a few
-        dozen intervals at most.
+        One indexed count per interval, all at once: FerretDB implements no date operators in $group, and a
+        dashboard asks for a few dozen intervals at most.
         """
-        bounds = [start + step * i for i in range(count + 1)]
-        return [
-            (begin, await self._messages.count_documents({"status": "sent", "sent_at": {"$gte": begin, "$lt": end}}))
-            for begin, end in itertools.pairwise(bounds)
-        ]
+        begins = [start + step * i for i in range(count + 1)]
+        sent = await asyncio.gather(*(
+            self._messages.count_documents({"status": "sent", "sent_at": {"$gte": begin, "$lt": end}})
+            for begin, end in itertools.pairwise(begins)
+        ))
+        return list(zip(begins[:-1], sent, strict=True))
