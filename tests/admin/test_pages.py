@@ -46,6 +46,12 @@ async def test_a_form_without_the_csrf_token_is_refused(admin: TestClient, store
     assert await store.clients.page(after=None, limit=10) == []
 
 
+async def test_without_login_there_is_no_logout_to_do(admin: TestClient) -> None:
+    csrf = await csrf_of(admin, "/admin/clients/new")
+    response = await admin.post("/admin/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, "/admin/")
+
+
 async def test_a_client_is_created_edited_and_deleted(admin: TestClient, store: Store) -> None:
     csrf = await csrf_of(admin, "/admin/clients/new")
     response = await admin.post("/admin/clients/new", allow_redirects=False,

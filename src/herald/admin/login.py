@@ -91,6 +91,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End Herald's session, then the provider's (RP-initiated logout), so the next login asks for credentials."""
+    if not request.config_dict[config_key].auth.admin_ui_login:
+        return redirect("/admin/")  # nobody signs in here, so nobody signs out
     log.info("operator signed out", extra={"subject": request[session_key].principal.subject})
     logged_out = _own_url(request, "/admin/logged-out")
     location = "/admin/logged-out"
