@@ -14,7 +14,7 @@ from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
 
 from herald.api.problems import on_validation_error, problem_middleware
 from herald.api.requests import request_context_middleware
-from herald.api.routes import setup_routes
+from herald.api.routes import OPENAPI_URL, setup_routes
 from herald.api.schemas import Problem
 from herald.admin import setup_admin
 from herald.api.health import healthz, readyz
@@ -145,7 +145,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
             app,
             title="Herald",
             version="1.0",
-            url="/api/v1/openapi.json",
+            url=OPENAPI_URL,
             swagger_path="/docs/",
             openapi_version="3.0.3",
             error_callback=on_validation_error,

@@ -27,7 +27,7 @@ def _positive(value: float) -> bool:
     return value > 0
 
 
-def _split_list(value: str) -> tuple[str, ...]:
+def split_list(value: str) -> tuple[str, ...]:
     """A comma-separated list, as one string so that one environment variable can override it."""
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -137,7 +137,7 @@ class EmailConfig:
 
     @property
     def to(self) -> tuple[str, ...]:
-        return _split_list(self.recipients)
+        return split_list(self.recipients)
 
     @property
     def send_time(self) -> time:
@@ -244,7 +244,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "email.smtp_port": (lambda v: 0 < v < 65536, "a TCP port"),
     "email.security": (lambda v: v in {"none", "starttls", "tls"}, "none, starttls or tls"),
     "email.sender": (_is_address, "an email address"),
-    "email.recipients": (lambda v: all(_is_address(a) for a in _split_list(v)), "comma-separated email addresses"),
+    "email.recipients": (lambda v: all(_is_address(a) for a in split_list(v)), "comma-separated email addresses"),
     "email.timeout_s": (_positive, "positive"),
     "email.attempts": (_positive, "at least 1"),
     "email.backoff_s": (lambda v: v >= 0, "zero or more"),

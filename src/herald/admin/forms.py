@@ -57,7 +57,7 @@ def operator_zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return [word for word in re.split(r"[\s,]+", text) if word]
 
 
@@ -76,8 +76,8 @@ def mailing_body(form: Mapping[str, str], zone: ZoneInfo) -> dict[str, Any]:
         "text": form.get("text", ""),
         "start_at": _instant(form.get("start_at", ""), zone),
         "end_at": _instant(form.get("end_at", ""), zone),
-        "filter": {"operator_codes": _words(form.get("filter.operator_codes", "")),
-                   "tags": _words(form.get("filter.tags", ""))},
+        "filter": {"operator_codes": words(form.get("filter.operator_codes", "")),
+                   "tags": words(form.get("filter.tags", ""))},
         "send_window": {"start": window[0], "end": window[1]} if any(window) else None,
     }
 

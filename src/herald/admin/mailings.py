@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from herald.admin.common import Progress, column_chart, render, zone
-from herald.admin.forms import Errors, from_error, mailing_body, mailing_values, parse
+from herald.admin.forms import Errors, from_error, mailing_body, mailing_values, parse, words
 from herald.admin.guard import redirect
 from herald.api.common import page, path_id
 from herald.api.mailings import state
@@ -111,9 +111,8 @@ async def mailing_progress(request: web.Request) -> web.Response:
 
 async def audience_preview(request: web.Request) -> web.Response:
     """How many clients a filter typed into the form selects, by timezone (the form's preview button)."""
-    words = {key: request.query.get(f"filter.{key}", "").replace(",", " ").split()
-             for key in ("operator_codes", "tags")}
-    client_filter, errors = parse(FilterIn(), words)
+    typed = {key: words(request.query.get(f"filter.{key}", "")) for key in ("operator_codes", "tags")}
+    client_filter, errors = parse(FilterIn(), typed)
     if client_filter is None:
         return web.json_response({"errors": errors}, status=422)
     audience = await request.config_dict[store_key].clients.audience_by_timezone(client_filter)

@@ -9,6 +9,7 @@ from aiohttp import web
 from herald.api import clients, health, mailings, messages, stats
 
 PREFIX = "/api/v1"
+OPENAPI_URL = f"{PREFIX}/openapi.json"
 ID = r"{id:\d+}"
 
 

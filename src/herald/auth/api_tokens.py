@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from herald.auth.principal import Principal, UserRole
+from herald.config import split_list
 
 
 def token_hash(token: str) -> str:
@@ -15,7 +16,7 @@ class ApiTokens:
     def __init__(self, spec: str) -> None:
         """`spec` is auth.api_tokens, `role:sha256hex,...`, already checked by the config loader."""
         self._roles: dict[str, UserRole] = {}
-        for entry in filter(None, (part.strip() for part in spec.split(","))):
+        for entry in split_list(spec):
             role, _, digest = entry.partition(":")
             self._roles[digest.lower()] = UserRole(role)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from herald.api.problems import problem
+from herald.api.routes import OPENAPI_URL
 from herald.app_keys import authenticator_key, config_key
 from herald.auth import Authenticator, InvalidToken, Provider, ProviderUnavailable
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 # Swagger UI must load the description before anyone can press Authorize.
-PUBLIC_API_PATHS = frozenset({"/api/v1/openapi.json"})
+PUBLIC_API_PATHS = frozenset({OPENAPI_URL})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
