@@ -99,11 +99,13 @@ async def test_a_permanent_rejection_fails_the_message_without_retrying(api, sto
 
 async def test_a_refused_token_never_fails_messages(start_herald, store, probe, clock):
     api = await start_herald(dispatch={"max_attempts": 2, "backoff_cap_s": 2.0})
-    await add_clients(api, 1)
+    (client,) = await add_clients(api, 1)
     probe.fail_next("401", 5)  # more refusals than max_attempts
     mailing = await add_mailing(api)
+    msg_id = message_id(mailing["id"], client["id"])
     for refusals in range(1, 6):
-        await eventually(lambda: _requests_seen(probe, refusals))
+        # The retry is recorded before the clock moves on: its due time is then at most 2 s ahead.
+        await eventually(lambda: _attempted(store, msg_id, refusals, MessageStatus.PENDING))
         clock.advance(3)
     await wait_counts(store, mailing["id"], {"sent": 1})
     assert probe.state.ledger.by_outcome["401"] == 5
