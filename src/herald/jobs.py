@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiohttp import web
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
@@ -12,25 +12,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from herald.app_keys import clock_key, config_key, metrics_key, store_key
-from herald.clock import Clock
 from herald.metrics import Metrics
 from herald.report.daily import due_day, send_daily_report
-from herald.store import Store
 
 log = logging.getLogger(__name__)
-
-# Claim keys only matter while a worker could still act on what it read before a key was taken: milliseconds.
-# Sweeping keeps the collection small (MongoDB could use a TTL index; FerretDB 1.x has none), and frees a message
-# whose claim a concurrent write overwrote on FerretDB 1.x: due again, it could not be claimed while its next key
-# stood.
-CLAIM_KEY_RETENTION = timedelta(minutes=5)
-SWEEP_EVERY = timedelta(minutes=10)
-
-
-async def sweep_claim_keys(store: Store, clock: Clock) -> int:
-    swept = await store.messages.sweep_claim_keys(clock.now() - CLAIM_KEY_RETENTION)
-    log.info("swept old claim keys", extra={"count": swept})
-    return swept
 
 
 def _count_run(metrics: Metrics, event: JobEvent) -> None:
@@ -42,10 +27,6 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_listener(lambda event: _count_run(app[metrics_key], event),
                            EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-    scheduler.add_job(
-        sweep_claim_keys, "interval", seconds=SWEEP_EVERY.total_seconds(), id="sweep_claim_keys",
-        kwargs={"store": app[store_key], "clock": app[clock_key]}, coalesce=True, max_instances=1,
-    )
     email = app[config_key].email
     if email.enabled:
         # Every planner process schedules it; the report's claim in the database lets one of them send it. A

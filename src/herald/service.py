@@ -16,6 +16,7 @@ from herald.domain.windows import window_opening
 from herald.errors import Invalid
 from herald.logs import log_context
 from herald.store import Store
+from herald.store.messages import message_id
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Service:
     async def _sync_running_mailings(self, client: Client) -> None:
         """A client joins every running mailing it now matches and leaves the ones it no longer does."""
         now = self._clock.now()
-        joined = 0
+        joined, leaving = 0, []
         for mailing in await self.store.mailings.running(now):
             with log_context(mailing_id=mailing.id):
                 if matches(mailing.filter, client):
@@ -68,7 +69,9 @@ class Service:
                     joined += await self.store.messages.insert_planned(mailing.id, [(client.id, due)], now)
                     log.info("client matches a running mailing")
                 else:
-                    await self.store.messages.cancel_pending(mailing_id=mailing.id, client_id=client.id)
+                    leaving.append(message_id(mailing.id, client.id))
+        if leaving:
+            await self.store.messages.cancel_pending(ids=leaving)
         if joined:
             self._wakeups.dispatcher.set()
 
@@ -108,9 +111,9 @@ class Service:
         after, cancelled = 0, 0
         while batch := await self.store.messages.pending_batch(mailing.id, after=after, limit=self._batch_size):
             clients = await self.store.clients.by_ids(client_id for _, client_id in batch)
-            leaving = [cid for _, cid in batch if cid not in clients or not matches(mailing.filter, clients[cid])]
+            leaving = [mid for mid, cid in batch if cid not in clients or not matches(mailing.filter, clients[cid])]
             if leaving:
-                cancelled += await self.store.messages.cancel_pending(mailing_id=mailing.id, client_ids=leaving)
+                cancelled += await self.store.messages.cancel_pending(ids=leaving)
             after = batch[-1][0]
         log.info("filter changed", extra={"cancelled": cancelled})
 

@@ -1,9 +1,7 @@
 import asyncio
 from datetime import timedelta
 
-from herald.clock import FakeClock
 from herald.domain.models import MessageStatus
-from herald.jobs import sweep_claim_keys
 from herald.store import Store
 from herald.store.messages import Settle, message_id
 from tests.helpers import T0
@@ -19,7 +17,7 @@ async def test_planning_twice_creates_one_message_per_client(store: Store):
 
 async def test_planning_again_revives_a_message_cancelled_by_a_filter_change(store: Store):
     await store.messages.insert_planned(7, [(1, T0), (2, T0)], T0)
-    await store.messages.cancel_pending(mailing_id=7, client_ids=[1])
+    await store.messages.cancel_pending(ids=[message_id(7, 1)])
     await store.messages.insert_planned(7, [(1, T0)], T0)
     statuses = {m.client_id: m.status for m in await store.messages.page(after=None, limit=10)}
     assert statuses == {1: MessageStatus.PENDING, 2: MessageStatus.PENDING}
@@ -111,25 +109,3 @@ async def test_a_message_given_back_can_be_claimed_again_and_again(store: Store)
         claim = await store.messages.claim(1, T0, lease_s=60)
         assert claim and claim.messages[0].attempts == 1
         await store.messages.settle([Settle(claim.token).wait(claim.messages[0].id, T0)], T0)
-
-
-async def test_the_sweep_drops_only_claim_keys_nobody_can_contest(store: Store, db):
-    await store.messages.insert_planned(1, [(1, T0 - timedelta(hours=2))], T0)
-    assert await store.messages.claim(1, T0 - timedelta(hours=2), lease_s=60)  # its key is two hours old
-    await db.claims.insert_one({"_id": "recent", "at": T0 - timedelta(minutes=5)})
-    clock = FakeClock(T0)
-    assert await sweep_claim_keys(store, clock) == 1
-    assert [doc["_id"] async for doc in db.claims.find()] == ["recent"]
-
-
-async def test_a_message_whose_claim_was_lost_is_freed_by_the_sweep(store: Store, db):
-    due = T0 - timedelta(minutes=10)
-    await store.messages.insert_planned(1, [(1, due), (2, due)], due)
-    lost, fresh = message_id(1, 1), message_id(1, 2)
-    # Each key was taken but its claim never reached the message (overwritten by a concurrent write on FerretDB).
-    await db.claims.insert_many([{"_id": f"{lost}:1", "at": due},
-                                 {"_id": f"{fresh}:1", "at": T0 - timedelta(minutes=1)}])
-    assert await store.messages.claim(10, T0, lease_s=60) is None  # both look taken
-    assert await sweep_claim_keys(store, FakeClock(T0)) == 1
-    claim = await store.messages.claim(10, T0, lease_s=60)
-    assert claim and [m.id for m in claim.messages] == [lost]  # the recent key may still be a live claim's

@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure
@@ -29,31 +29,26 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("end_at", ASCENDING)], name="report"),
     ],
     "messages": [
-        # The dispatcher's claim: due pending messages and expired leases.
-        IndexModel([("status", ASCENDING), ("due_at", ASCENDING)], name="due"),
-        # Statistics by mailing and status (covered), and the message log of one mailing.
+        # The dispatcher's claim: only pending and sending messages have a due time. (A mailing's message log
+        # needs no index of its own: its message ids are one _id range.)
+        IndexModel([("due_at", ASCENDING)], name="due_at"),
+        # Statistics by mailing and status (counted from the index), and a mailing's messages of one status.
         IndexModel([("mailing_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="mailing_status"),
-        IndexModel([("mailing_id", ASCENDING), ("_id", ASCENDING)], name="mailing_log"),
         IndexModel([("client_id", ASCENDING), ("_id", ASCENDING)], name="client_log"),
-        IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="status_log"),
-        # The dashboard's messages sent per hour.
-        IndexModel([("status", ASCENDING), ("sent_at", ASCENDING)], name="sent_at"),
-    ],
-    "claims": [
-        IndexModel([("at", ASCENDING)], name="sweep"),
+        # The dashboard's messages sent per hour: only sent messages have a sent time.
+        IndexModel([("sent_at", ASCENDING)], name="sent_time"),
     ],
     "reports": [
         IndexModel([("day", ASCENDING), ("take", ASCENDING)], name="day_take"),
     ],
 }
 
+# Indexes of earlier versions that no query uses any more, dropped where they exist: every index costs every
+# write of a message.
+RETIRED_INDEXES: dict[str, list[str]] = {"messages": ["due", "mailing_log", "status_log", "sent_at"]}
+
 # Writers racing for one id or one counter document spread out by up to this long before trying again.
 _RACE_JITTER_S = 0.005
-
-# Statements per write command. FerretDB 1.x keeps a pooled SQLite connection per statement until the whole
-# command ends (100 per database), so a bulk write of ~100 statements deadlocks it; on MongoDB a command of 16
-# statements is still a batch.
-WRITE_CHUNK = 16
 
 
 def is_duplicate_key(exc: OperationFailure) -> bool:
@@ -73,22 +68,14 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
     return set()
 
 
-async def bulk_write(collection: AsyncCollection[dict[str, Any]], ops: Sequence[UpdateOne | UpdateMany]) -> int:
-    """Unordered bulk write in commands of WRITE_CHUNK statements; returns how many documents changed."""
-    modified = 0
-    for start in range(0, len(ops), WRITE_CHUNK):
-        result = await collection.bulk_write(list(ops[start:start + WRITE_CHUNK]), ordered=False)
-        modified += result.modified_count
-    return modified
-
-
 def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
     # tz_aware: every datetime that comes back is UTC-aware, like every datetime Herald writes.
     return AsyncMongoClient(url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000)
 
 
 async def ensure_indexes(db: Database, attempts: int = 4) -> None:
-    """Create the indexes that are missing. Only those: FerretDB 1.x panics on createIndexes for existing ones.
+    """Create the indexes that are missing, and drop retired ones. Only missing ones: FerretDB 1.x panics on
+    createIndexes for existing ones.
 
     Processes that start together race to create the same index; on FerretDB the loser's command dies with its
     connection. It looks again and finds the index there.
@@ -100,6 +87,8 @@ async def ensure_indexes(db: Database, attempts: int = 4) -> None:
                 missing = [index for index in indexes if index.document["name"] not in existing]
                 if missing:
                     await db[collection].create_indexes(missing)
+                for name in existing.intersection(RETIRED_INDEXES.get(collection, [])):
+                    await db[collection].drop_index(name)
             return
         except (AutoReconnect, OperationFailure):
             if attempt == attempts:
@@ -107,12 +96,11 @@ async def ensure_indexes(db: Database, attempts: int = 4) -> None:
             await asyncio.sleep(random.uniform(0.1, 0.5) * attempt)
 
 
-async def next_id(db: Database, sequence: str, attempts: int = 30) -> int:
-    """The next int64 id of a named sequence.
+async def next_id(db: Database, sequence: str, attempts: int = 5) -> int:
+    """The next int64 id of a named sequence: each call gets its own.
 
-    Atomic on MongoDB, where only the very first upserts of a sequence can race (and one of them is retried).
-    On FerretDB 1.x two concurrent calls may get the same id, so inserts go through `insert_with_new_id`,
-    which retries on a taken id.
+    The increment is atomic, on MongoDB and on Herald's FerretDB (patches/ferretdb/0005). Only the very first
+    upserts of a sequence can race on MongoDB, and the loser tries again.
     """
     for _ in range(attempts):
         try:
@@ -131,12 +119,13 @@ async def next_id(db: Database, sequence: str, attempts: int = 30) -> int:
 
 async def insert_with_new_id(
     db: Database, collection: str, doc: dict[str, Any], clashes: Callable[[], Awaitable[bool]] | None = None,
-    attempts: int = 30,
+    attempts: int = 3,
 ) -> int:
-    """Insert `doc` under a fresh id from the collection's sequence; returns the id.
+    """Insert `doc` under the next id of the collection's sequence; returns the id.
 
-    A duplicate key is either a taken id (take another and retry) or, when `clashes()` says so, a real clash
-    on another unique field, which is re-raised as DuplicateKeyError.
+    A duplicate key is a clash on another unique field when `clashes()` says so, and is re-raised as
+    DuplicateKeyError. Otherwise the id was taken by a document written with an id of its own, past the sequence
+    (a restored backup, say): the sequence then skips past the highest id, and the insert is tried again.
     """
     for _ in range(attempts):
         new_id = await next_id(db, collection)
@@ -146,5 +135,7 @@ async def insert_with_new_id(
         except DuplicateKeyError:
             if clashes is not None and await clashes():
                 raise
-            await asyncio.sleep(random.uniform(0, _RACE_JITTER_S))
+            highest = await db[collection].find_one({}, {"_id": 1}, sort=[("_id", -1)])
+            if highest is not None:
+                await db.counters.update_one({"_id": collection}, {"$max": {"seq": highest["_id"]}})
     raise RuntimeError(f"no free id in {collection} after {attempts} attempts")

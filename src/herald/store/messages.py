@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -14,24 +13,37 @@ from typing import Any
 from pymongo import UpdateMany
 
 from herald.domain.models import Message, MessageStatus
-from herald.store.db import Database, bulk_write, insert_new
+from herald.store.db import Database, insert_new
 
 PENDING, SENDING = MessageStatus.PENDING.value, MessageStatus.SENDING.value
 CLIENT_ID_BITS = 32
 
+
+# Claim rounds in a row that may find every message read taken by another worker before the claim gives up.
+CLAIM_TRIES = 3
 
 # A scrape counts due messages up to this many: past it the backlog is "huge" and counting further costs.
 BACKLOG_COUNT_CAP = 1_000_000
 
 
 def _due(now: datetime) -> dict[str, Any]:
-    """Messages a dispatcher may claim now: pending ones whose time has come, sending ones whose lease ran out."""
-    return {"status": {"$in": [PENDING, SENDING]}, "due_at": {"$lte": now}}
+    """Messages a dispatcher may claim now: pending ones whose time has come, sending ones whose lease ran out.
+
+    Only those two states have a due time, so one range on one field finds them: an index scan that reads the
+    messages due first and stops, on MongoDB and on Herald's FerretDB alike.
+    """
+    return {"due_at": {"$lte": now}}
 
 
 def message_id(mailing_id: int, client_id: int) -> int:
     """The one message of a client in a mailing has a fixed id (client ids stay below 2**32, mailing ids 2**31)."""
     return mailing_id << CLIENT_ID_BITS | client_id
+
+
+def _of_mailing(mailing_id: int, after: int | None) -> dict[str, Any]:
+    """A mailing's messages after an id, by _id alone: its message ids are one contiguous range."""
+    first = message_id(mailing_id, 0)
+    return {"$gt": first - 1 if after is None else max(after, first - 1), "$lt": message_id(mailing_id + 1, 0)}
 
 
 def _message(doc: Mapping[str, Any]) -> Message:
@@ -118,7 +130,6 @@ class Settle:
 class MessageStore:
     def __init__(self, db: Database) -> None:
         self._col = db.messages
-        self._db = db
 
     async def insert_planned(self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime) -> int:
         """Create pending messages for (client_id, due_at) pairs; a pair that has its message already is skipped.
@@ -132,7 +143,7 @@ class MessageStore:
         docs = [
             {"_id": message_id(mailing_id, client_id), "mailing_id": mailing_id, "client_id": client_id,
              "status": PENDING, "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
-             "due_at": due_at, "lease_owner": None, "claim_seq": 0}
+             "due_at": due_at, "lease_owner": None}
             for client_id, due_at in due
         ]
         taken = await insert_new(self._col, docs)
@@ -148,57 +159,48 @@ class MessageStore:
     async def claim(self, limit: int, now: datetime, lease_s: float) -> Claim | None:
         """Reserve up to `limit` due messages: pending ones whose time has come, and sending ones whose lease ran out.
 
-        Each claim of each message has a key, "<message id>:<claim number>", inserted into `claims` under a
-        unique _id: whichever worker inserts it holds that attempt, on any MongoDB-compatible server (a
-        conditional update alone is not enough on FerretDB 1.x, which reads and then writes without re-checking
-        the filter). Three round trips whatever the batch size. Attempts are counted here, so a worker that
-        crashes mid-send cannot loop forever.
+        Two round trips when no other worker competes: read the messages due first, then take them with one
+        conditional update that gives them this claim's token. The update is atomic per message (on FerretDB
+        through patches/ferretdb/0005), so of several workers only one takes a message. A worker that took fewer
+        than it read asks which; one that took none (another was quicker) looks again at once. Attempts are
+        counted here, so a worker that crashes mid-send cannot loop forever.
         """
-        window = [doc async for doc in self._col.find(_due(now)).sort("due_at", 1).limit(2 * limit)]
-        if not window:
-            return None
-        # Workers that look at once see the same head of the queue: each tries a random half of a window twice
-        # the batch, so they mostly take different messages instead of all racing for the same ones.
-        docs = random.sample(window, limit) if len(window) > limit else window
-        candidates = [_message(doc) for doc in docs]
-        # Claims count up and never go back (attempts do, when a claimed message was not sent after all).
-        claim_seqs = [int(doc["claim_seq"]) for doc in docs]
-        keys = [{"_id": f"{m.id}:{seq + 1}", "at": now} for m, seq in zip(candidates, claim_seqs, strict=True)]
-        lost = await insert_new(self._db.claims, keys)
-        won = sorted(
-            ((m, seq) for i, (m, seq) in enumerate(zip(candidates, claim_seqs, strict=True)) if i not in lost),
-            key=lambda pair: pair[0].id,
-        )
-        if not won:
-            return None
-        token = uuid.uuid4().hex
-        lease_until = now + timedelta(seconds=lease_s)
-        # The keys make these writes exclusive. Messages with the same counts share one update_many.
-        same_counts: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for m, seq in won:
-            same_counts[(m.attempts, seq)].append(m.id)
-        await bulk_write(self._col, [
-            UpdateMany({"_id": {"$in": ids}, "claim_seq": seq},
-                       {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until,
-                                 "attempts": attempts + 1, "claim_seq": seq + 1}})
-            for (attempts, seq), ids in same_counts.items()
-        ])
-        claimed = [replace(m, status=MessageStatus.SENDING, attempts=m.attempts + 1, due_at=lease_until)
-                   for m, _ in won]
-        return Claim(token, lease_until, claimed)
+        for _ in range(CLAIM_TRIES):
+            window = await self._col.find(_due(now)).sort("due_at", 1).limit(limit).batch_size(limit).to_list()
+            if not window:
+                return None
+            token = uuid.uuid4().hex
+            lease_until = now + timedelta(seconds=lease_s)
+            # The attempt count read is part of the condition, so the count written is the one read plus one.
+            # Messages with the same count share one update_many.
+            same_attempts: dict[int, list[int]] = defaultdict(list)
+            for doc in window:
+                same_attempts[doc["attempts"]].append(doc["_id"])
+            taken = await self._col.bulk_write([
+                UpdateMany({"_id": {"$in": ids}, "attempts": attempts, **_due(now)},
+                           {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until},
+                            "$inc": {"attempts": 1}})
+                for attempts, ids in same_attempts.items()
+            ], ordered=False)
+            if taken.modified_count == len(window):
+                claimed = [replace(_message(doc), status=MessageStatus.SENDING, attempts=doc["attempts"] + 1,
+                                   due_at=lease_until) for doc in window]
+            elif taken.modified_count:
+                ids = [doc["_id"] for doc in window]
+                claimed = [_message(doc) async for doc in self._col.find({"_id": {"$in": ids}, "lease_owner": token})]
+            else:
+                continue
+            return Claim(token, lease_until, claimed)
+        return None
 
     async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
         """How many messages are due, and the due time of the longest-waiting one: one count, one indexed find."""
-        count, oldest = await asyncio.gather(
-            self._col.count_documents(_due(now), limit=BACKLOG_COUNT_CAP),
+        counted, oldest = await asyncio.gather(
+            # The count command, not count_documents: its limit keeps the count cheap on FerretDB too.
+            self._col.database.command("count", self._col.name, query=_due(now), limit=BACKLOG_COUNT_CAP),
             self._col.find_one(_due(now), {"due_at": 1}, sort=[("due_at", 1)]),
         )
-        return count, None if oldest is None else oldest["due_at"]
-
-    async def sweep_claim_keys(self, older_than: datetime) -> int:
-        """Drop claim keys nobody can contest any more (MongoDB could use a TTL index; FerretDB 1.x has none)."""
-        result = await self._db.claims.delete_many({"at": {"$lt": older_than}})
-        return result.deleted_count
+        return int(counted["n"]), None if oldest is None else oldest["due_at"]
 
     async def settle(self, settlements: Iterable[Settlement], now: datetime) -> int:
         """Write outcomes, one update_many per claim and identical change: a flush of hundreds is a few statements."""
@@ -213,7 +215,9 @@ class MessageStore:
             if give_back_attempt:
                 update["$inc"] = {"attempts": -1}
             ops.append(UpdateMany({"_id": {"$in": ids}, "lease_owner": token, "status": SENDING}, update))
-        return await bulk_write(self._col, ops)
+        if not ops:
+            return 0
+        return (await self._col.bulk_write(ops, ordered=False)).modified_count
 
     async def release(self, tokens: Iterable[str], now: datetime) -> int:
         """Give claimed, unsent messages back to the outbox at once, their attempt not counted."""
@@ -223,16 +227,16 @@ class MessageStore:
         )
         return result.modified_count
 
-    async def cancel_pending(self, *, mailing_id: int | None = None, client_ids: Iterable[int] | None = None,
-                             client_id: int | None = None) -> int:
+    async def cancel_pending(self, *, mailing_id: int | None = None, client_id: int | None = None,
+                             ids: Iterable[int] | None = None) -> int:
         """Cancel messages that no dispatcher holds; held ones are settled by their dispatcher, which re-checks."""
         query: dict[str, Any] = {"status": PENDING}
         if mailing_id is not None:
             query["mailing_id"] = mailing_id
         if client_id is not None:
             query["client_id"] = client_id
-        if client_ids is not None:
-            query["client_id"] = {"$in": list(client_ids)}
+        if ids is not None:
+            query["_id"] = {"$in": list(ids)}
         result = await self._col.update_many(query, {"$set": {"status": "cancelled", "due_at": None}})
         return result.modified_count
 
@@ -263,9 +267,13 @@ class MessageStore:
         status: str | None = None,
     ) -> list[Message]:
         query: dict[str, Any] = {}
-        for key, value in (("mailing_id", mailing_id), ("client_id", client_id), ("status", status)):
+        for key, value in (("client_id", client_id), ("status", status)):
             if value is not None:
                 query[key] = value
-        if after is not None:
+        if mailing_id is not None:
+            query["_id"] = _of_mailing(mailing_id, after)
+            if status is not None:
+                query["mailing_id"] = mailing_id  # for the (mailing_id, status, _id) index
+        elif after is not None:
             query["_id"] = {"$gt": after}
         return [_message(doc) async for doc in self._col.find(query).sort("_id", 1).limit(limit)]

@@ -52,7 +52,7 @@ class StatsStore:
         """
         begins = [start + step * i for i in range(count + 1)]
         sent = await asyncio.gather(*(
-            self._messages.count_documents({"status": "sent", "sent_at": {"$gte": begin, "$lt": end}})
+            self._messages.count_documents({"sent_at": {"$gte": begin, "$lt": end}})
             for begin, end in itertools.pairwise(begins)
         ))
         return list(zip(begins[:-1], sent, strict=True))
