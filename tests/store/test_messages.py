@@ -85,7 +85,7 @@ async def test_release_returns_held_messages_at_once(store: Store):
     claim = await store.messages.claim(10, T0, lease_s=60)
     assert claim
     await store.messages.settle([Settle(claim.token).sent(claim.messages[0].id)], T0)
-    assert await store.messages.release([claim.token], T0) == 1
+    assert await store.messages.release({claim.token: [m.id for m in claim.messages]}, T0) == 1
     again = await store.messages.claim(10, T0, lease_s=60)
     assert again and [(m.client_id, m.attempts) for m in again.messages] == [(2, 1)]
 

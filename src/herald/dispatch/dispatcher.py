@@ -63,8 +63,8 @@ class Dispatcher:
         self._outcomes: list[Settlement] = []  # waiting to be written
         self._flush_soon = asyncio.Event()
         self._flushing = True
-        # Claim token -> messages whose outcome is not yet written. What is still open at shutdown is released.
-        self._open_claims: dict[str, int] = {}
+        # Claim token -> ids of its messages whose outcome is not yet written. What is open at shutdown is released.
+        self._open_claims: dict[str, set[int]] = {}
         self._last_auth_alarm = float("-inf")
         # Mailing id -> the earliest end on which this worker expired its messages, to re-check after writing.
         self._recheck_ends: dict[int, datetime] = {}
@@ -124,7 +124,7 @@ class Dispatcher:
     async def _start(self, claim: Claim) -> None:
         """Look up what the batch needs in two queries, settle what need not be sent, start the sends."""
         messages = claim.messages
-        self._open_claims[claim.token] = len(messages)
+        self._open_claims[claim.token] = {m.id for m in messages}
         mailings = await self._store.mailings.by_ids({m.mailing_id for m in messages})
         clients = await self._store.clients.by_ids({m.client_id for m in messages})
         settle = Settle(claim.token)
@@ -222,12 +222,11 @@ class Dispatcher:
         if len(self._outcomes) >= self._config.batch_size:
             self._flush_soon.set()
 
-    def _written(self, token: str) -> None:
-        left = self._open_claims[token] - 1
-        if left:
-            self._open_claims[token] = left
-        else:
-            del self._open_claims[token]
+    def _written(self, settlement: Settlement) -> None:
+        open_ids = self._open_claims[settlement.token]
+        open_ids.discard(settlement.message_id)
+        if not open_ids:
+            del self._open_claims[settlement.token]
 
     async def _flush_loop(self) -> None:
         while self._flushing:
@@ -249,7 +248,7 @@ class Dispatcher:
                 self._outcomes[:0] = batch
                 return
             for settlement in batch:
-                self._written(settlement.token)
+                self._written(settlement)
                 if settlement.expired_at_end is not None:
                     known = self._recheck_ends.get(settlement.mailing_id, settlement.expired_at_end)
                     self._recheck_ends[settlement.mailing_id] = min(known, settlement.expired_at_end)
@@ -281,7 +280,7 @@ class Dispatcher:
         if not self._open_claims:
             return
         try:
-            released = await self._store.messages.release(list(self._open_claims), self._clock.now())
+            released = await self._store.messages.release(self._open_claims, self._clock.now())
         except PyMongoError:
             log.exception("could not release claimed messages; their leases will expire instead")
             return

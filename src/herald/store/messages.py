@@ -219,10 +219,12 @@ class MessageStore:
             return 0
         return (await self._col.bulk_write(ops, ordered=False)).modified_count
 
-    async def release(self, tokens: Iterable[str], now: datetime) -> int:
-        """Give claimed, unsent messages back to the outbox at once, their attempt not counted."""
+    async def release(self, claims: Mapping[str, Iterable[int]], now: datetime) -> int:
+        """Give claimed, unsent messages back to the outbox at once, their attempt not counted: for each claim
+        token, the ids of its messages."""
+        ids = [message_id for ids in claims.values() for message_id in ids]
         result = await self._col.update_many(
-            {"lease_owner": {"$in": list(tokens)}, "status": SENDING},
+            {"_id": {"$in": ids}, "lease_owner": {"$in": list(claims)}, "status": SENDING},
             {"$set": {"status": PENDING, "due_at": now, "lease_owner": None}, "$inc": {"attempts": -1}},
         )
         return result.modified_count
