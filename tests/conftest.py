@@ -103,6 +103,7 @@ def base_config(db_url: str) -> Config:
     config = load_config(env={})
     return config.replace(
         mongo={"url": db_url},
+        http={"stats_max_age_s": 0.0},  # statistics as of each request: tests read them right after a change
         dispatch={"poll_s": 0.02, "backoff_base_s": 1.0, "backoff_cap_s": 60.0, "grace_s": 2.0},
         planner={"poll_s": 0.02, "batch_size": 50},
         sender={"timeout_s": 2.0},

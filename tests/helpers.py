@@ -7,6 +7,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
 # A Monday noon in UTC: far from any DST change in the zones the tests use.
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -72,3 +79,21 @@ async def insert_clients(db: Any, count: int, now: datetime = T0) -> None:
              "created_at": now, "updated_at": now}
             for i in range(first, min(first + 5000, count + 1))
         ])
+
+
+class CommandRecorder(CommandListener):
+    """The commands a PyMongo client sends (PyMongo's command monitoring), of the given names."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name in self.names:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,12 +31,14 @@ log = logging.getLogger("herald")
 Site = tuple[str, web.Application, str, int]  # (what it is, app, host, port)
 
 
-async def _serve(sites: Sequence[Site]) -> None:
-    """Run the apps until SIGINT or SIGTERM, then shut them down in reverse order (workers drain gracefully)."""
+async def _serve(sites: Sequence[Site], children: Sequence[subprocess.Popen[bytes]] = ()) -> None:
+    """Run the apps until SIGINT or SIGTERM, or until a child process exits, then shut them down in reverse order
+    (workers drain gracefully)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    watch = asyncio.create_task(_watch(children, stop))
     runners: list[web.AppRunner] = []
     try:
         for name, app, host, port in sites:
@@ -47,12 +50,24 @@ async def _serve(sites: Sequence[Site]) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        watch.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
 
 
-def _run(sites: Sequence[Site]) -> None:
-    asyncio.run(_serve(sites))
+async def _watch(children: Sequence[subprocess.Popen[bytes]], stop: asyncio.Event) -> None:
+    while children:
+        for child in children:
+            if child.poll() is not None:
+                if not stop.is_set():  # not on its way down with the rest of us
+                    log.error("%s exited with %s; stopping", " ".join(map(str, child.args[2:])), child.returncode)
+                    stop.set()
+                return
+        await asyncio.sleep(0.5)
+
+
+def _run(sites: Sequence[Site], children: Sequence[subprocess.Popen[bytes]] = ()) -> None:
+    asyncio.run(_serve(sites, children))
 
 
 def cmd_serve(config: Config, roles: frozenset[Role], port: int) -> None:
@@ -72,8 +87,10 @@ def cmd_report(config: Config, day: date | None, *, dry_run: bool) -> None:
         sys.exit(f"herald report: not sent: {type(exc).__name__}: {exc}")
 
 
-def cmd_dev(config: Config) -> None:
-    """Everything on this machine: FerretDB (unless HERALD_MONGO_URL is set), the emulator, and Herald."""
+def cmd_dev(config: Config, config_path: str | None) -> None:
+    """Everything on this machine, in the processes of a deployment: FerretDB (unless HERALD_MONGO_URL is set),
+    the emulator and a worker (planner and dispatcher) as child processes, and the API in this one. A worker
+    apart keeps the API quick while a large mailing keeps the worker busy, and uses the machine's second core."""
     db = None
     if "HERALD_MONGO_URL" not in os.environ:
         db = LocalFerretDB(data_dir=REPO / ".local" / "data", port=int(os.environ.get("HERALD_DEV_DB_PORT", 27018)))
@@ -81,24 +98,43 @@ def cmd_dev(config: Config) -> None:
         config = config.replace(mongo={"url": db.url("herald")})
     probe_url = f"http://{config.probe.host}:{config.probe.port}/v1"
     config = config.replace(sender={"url": probe_url, "token": make_token(config.probe.jwt_secret)})
+    env = {**os.environ, "HERALD_MONGO_URL": config.mongo.url, "HERALD_SENDER_URL": config.sender.url,
+           "HERALD_SENDER_TOKEN": config.sender.token}
     base = f"http://{config.http.host}:{config.http.port}"
     print(
         f"\nHerald is starting on {config.mongo.url}\n"
         f"  API         {base}/api/v1\n"
         f"  Swagger UI  {base}/docs/\n"
         f"  Admin UI    {base}/admin/\n"
+        f"  Worker      http://{config.http.host}:{config.http.worker_port}/metrics\n"
         f"  Emulator    {probe_url}  (deliveries: http://{config.probe.host}:{config.probe.port}/_probe/stats)\n"
         "Press Ctrl+C to stop.\n",
         flush=True,
     )
+    options = ["--config", config_path] if config_path else []
+    children: list[subprocess.Popen[bytes]] = []
     try:
-        _run([
-            ("probe", create_probe_app(config.probe), config.probe.host, config.probe.port),
-            ("herald", create_app(config), config.http.host, config.http.port),
-        ])
+        for command in ("probe", "worker"):
+            children.append(subprocess.Popen([sys.executable, "-m", "herald", *options, command], env=env))
+        _run([("herald", create_app(config, roles=frozenset({Role.API})), config.http.host, config.http.port)],
+             children)
     finally:
+        _stop(children, config.dispatch.grace_s + 10)
         if db is not None:
             db.stop()
+
+
+def _stop(children: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Ask each child to stop (Ctrl+C has already told them, a SIGTERM to this process has not), wait, then kill."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -110,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("worker", help="planner and dispatcher only (several may run against one database)")
     commands.add_parser("probe", help="the local emulator of the external send API")
     commands.add_parser("probe-token", help="print a bearer token the emulator accepts")
-    commands.add_parser("dev", help="local all-in-one: FerretDB, the emulator and Herald")
+    commands.add_parser("dev", help="local all-in-one: FerretDB, the emulator, a worker and the API")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     report = commands.add_parser("report", help="send the daily statistics email now (once per day), or print it")
     report.add_argument("--date", type=date.fromisoformat, help="the day to report, YYYY-MM-DD (default: yesterday)")
@@ -137,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         case "probe-token":
             print(make_token(config.probe.jwt_secret))
         case "dev":
-            cmd_dev(config)
+            cmd_dev(config, args.config)
         case "config":
             print(json.dumps(config.masked(), indent=2))
         case "report":

@@ -67,7 +67,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         await db.command("ping")
         await ensure_indexes(db)
-        store = Store.over(db)
+        store = Store.over(db, stats_max_age_s=config.http.stats_max_age_s)
         app[db_key] = db
         app[store_key] = store
         app[service_key] = Service(store, app[clock_key], app[wakeups_key], batch_size=config.planner.batch_size)

@@ -58,6 +58,7 @@ class HttpConfig:
     host: str
     port: int
     worker_port: int
+    stats_max_age_s: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +213,7 @@ class Config:
 _RULES: dict[str, tuple[Any, str]] = {
     "http.port": (lambda v: 0 < v < 65536, "a TCP port"),
     "http.worker_port": (lambda v: 0 < v < 65536, "a TCP port"),
+    "http.stats_max_age_s": (lambda v: v >= 0, "zero or more"),
     "probe.port": (lambda v: 0 < v < 65536, "a TCP port"),
     "sender.timeout_s": (_positive, "positive"),
     "sender.connect_timeout_s": (_positive, "positive"),

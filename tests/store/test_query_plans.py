@@ -13,36 +13,20 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from herald.domain.models import ClientFilter, MessageStatus
 from herald.store import Store
 from herald.store.db import ensure_indexes
 from herald.store.messages import Settle
-from tests.helpers import T0
+from tests.helpers import T0, CommandRecorder
 
 QUERIES = {"find", "aggregate", "count", "update", "delete", "findAndModify"}
 ON_MONGODB = bool(os.environ.get("HERALD_MONGO_URL"))
 
 
-class Recorder(CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name in QUERIES:
-            self.commands.append(dict(event.command))
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
-async def recorded(db_url: str) -> AsyncIterator[tuple[Store, Recorder]]:
-    recorder = Recorder()
+async def recorded(db_url: str) -> AsyncIterator[tuple[Store, CommandRecorder]]:
+    recorder = CommandRecorder(QUERIES)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(db_url, tz_aware=True, event_listeners=[recorder])
     db = client.get_default_database()
     await ensure_indexes(db)
@@ -141,7 +125,7 @@ def full_scan(result: dict[str, Any]) -> str | None:
     return None
 
 
-async def test_every_query_is_served_by_an_index(recorded: tuple[Store, Recorder]) -> None:
+async def test_every_query_is_served_by_an_index(recorded: tuple[Store, CommandRecorder]) -> None:
     store, recorder = recorded
     await exercise(store)
     db = store.messages._col.database

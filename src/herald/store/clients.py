@@ -13,7 +13,8 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from herald.domain.filters import to_query
 from herald.domain.models import Client, ClientFilter
 from herald.errors import Conflict, NotFound
-from herald.store.db import Database, insert_with_new_id, is_duplicate_key
+from herald.store.db import Database, IdSequence, insert_with_new_id, is_duplicate_key
+from herald.store.messages import CLIENT_ID_BITS
 
 
 def _client(doc: Mapping[str, Any]) -> Client:
@@ -35,7 +36,9 @@ def _duplicate_phone(phone: str | None) -> Conflict:
 class ClientStore:
     def __init__(self, db: Database) -> None:
         self._col = db.clients
-        self._db = db
+        # Reserved a hundred at a time: one round trip to the sequence per hundred new clients. Below 2**32, as
+        # message ids (mailing id and client id in one integer) require.
+        self._ids = IdSequence(db, "clients", block=100, limit=2**CLIENT_ID_BITS - 1)
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Client:
         doc = {**fields, "created_at": now, "updated_at": now}
@@ -44,7 +47,7 @@ class ClientStore:
             return await self._col.find_one({"phone": fields["phone"]}, {"_id": 1}) is not None
 
         try:
-            client_id = await insert_with_new_id(self._db, "clients", doc, phone_taken)
+            client_id = await insert_with_new_id(self._col, self._ids, doc, phone_taken)
         except DuplicateKeyError:
             raise _duplicate_phone(fields.get("phone")) from None
         return _client({"_id": client_id, **doc})

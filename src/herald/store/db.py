@@ -96,46 +96,78 @@ async def ensure_indexes(db: Database, attempts: int = 4) -> None:
             await asyncio.sleep(random.uniform(0.1, 0.5) * attempt)
 
 
-async def next_id(db: Database, sequence: str, attempts: int = 5) -> int:
-    """The next int64 id of a named sequence: each call gets its own.
+class IdSequence:
+    """Integer ids of a named sequence, reserved from the database `block` at a time.
 
-    The increment is atomic, on MongoDB and on Herald's FerretDB (patches/ferretdb/0005). Only the very first
-    upserts of a sequence can race on MongoDB, and the loser tries again.
+    A block is reserved by one atomic $inc (on MongoDB, and on Herald's FerretDB through
+    patches/ferretdb/0005), so no two processes ever get the same id. A process that stops leaves the rest of
+    its block unused: ids have gaps, never repeats.
     """
-    for _ in range(attempts):
-        try:
-            doc = await db.counters.find_one_and_update(
-                {"_id": sequence}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except OperationFailure as exc:
-            if not is_duplicate_key(exc):
-                raise
-            await asyncio.sleep(random.uniform(0, _RACE_JITTER_S))
-            continue
-        assert doc is not None  # upsert with AFTER always returns the document
-        return int(doc["seq"])
-    raise RuntimeError(f"could not advance the {sequence} sequence after {attempts} attempts")
+
+    def __init__(self, db: Database, name: str, *, block: int = 1, limit: int = 2**63 - 1) -> None:
+        self._db = db
+        self.name = name
+        self._block = block
+        self._limit = limit
+        self._next, self._last = 1, 0
+        self._floor = 0  # the next block starts after this id, if set
+        self._lock = asyncio.Lock()
+
+    async def next(self) -> int:
+        async with self._lock:
+            if self._next > self._last:
+                self._last = await self._reserve()
+                self._next = self._last - self._block + 1
+            value = self._next
+            if value > self._limit:
+                raise RuntimeError(f"the {self.name} sequence is past its limit of {self._limit}")
+            self._next += 1
+            return value
+
+    def skip_past(self, taken: int) -> None:
+        """Forget the current block; the next one starts after `taken`."""
+        self._next, self._last, self._floor = 1, 0, taken
+
+    async def _reserve(self, attempts: int = 5) -> int:
+        """The last id of a newly reserved block. Only the very first upserts of a sequence can race, on MongoDB;
+        the loser tries again."""
+        if self._floor:
+            await self._db.counters.update_one({"_id": self.name}, {"$max": {"seq": self._floor}}, upsert=True)
+            self._floor = 0
+        for _ in range(attempts):
+            try:
+                doc = await self._db.counters.find_one_and_update(
+                    {"_id": self.name}, {"$inc": {"seq": self._block}}, upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except OperationFailure as exc:
+                if not is_duplicate_key(exc):
+                    raise
+                await asyncio.sleep(random.uniform(0, _RACE_JITTER_S))
+                continue
+            assert doc is not None  # upsert with AFTER always returns the document
+            return int(doc["seq"])
+        raise RuntimeError(f"could not advance the {self.name} sequence after {attempts} attempts")
 
 
 async def insert_with_new_id(
-    db: Database, collection: str, doc: dict[str, Any], clashes: Callable[[], Awaitable[bool]] | None = None,
-    attempts: int = 3,
+    collection: AsyncCollection[dict[str, Any]], ids: IdSequence, doc: dict[str, Any],
+    clashes: Callable[[], Awaitable[bool]] | None = None, attempts: int = 3,
 ) -> int:
-    """Insert `doc` under the next id of the collection's sequence; returns the id.
+    """Insert `doc` under the next id of `ids`; returns the id.
 
     A duplicate key is a clash on another unique field when `clashes()` says so, and is re-raised as
     DuplicateKeyError. Otherwise the id was taken by a document written with an id of its own, past the sequence
     (a restored backup, say): the sequence then skips past the highest id, and the insert is tried again.
     """
     for _ in range(attempts):
-        new_id = await next_id(db, collection)
+        new_id = await ids.next()
         try:
-            await db[collection].insert_one({"_id": new_id, **doc})
+            await collection.insert_one({"_id": new_id, **doc})
             return new_id
         except DuplicateKeyError:
             if clashes is not None and await clashes():
                 raise
-            highest = await db[collection].find_one({}, {"_id": 1}, sort=[("_id", -1)])
-            if highest is not None:
-                await db.counters.update_one({"_id": collection}, {"$max": {"seq": highest["_id"]}})
-    raise RuntimeError(f"no free id in {collection} after {attempts} attempts")
+            highest = await collection.find_one({}, {"_id": 1}, sort=[("_id", -1)])
+            ids.skip_past(highest["_id"] if highest is not None else new_id)
+    raise RuntimeError(f"no free id in {collection.name} after {attempts} attempts")

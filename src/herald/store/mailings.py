@@ -10,7 +10,7 @@ from pymongo import ReturnDocument
 
 from herald.domain.models import ClientFilter, Mailing, SendWindow
 from herald.errors import Conflict, NotFound
-from herald.store.db import Database, insert_with_new_id
+from herald.store.db import Database, IdSequence, insert_with_new_id
 
 LIVE = {"deleted_at": None}
 
@@ -64,14 +64,14 @@ _REPLAN = {"planned_at": None, "plan_cursor": 0, "plan_owner": None, "plan_lease
 class MailingStore:
     def __init__(self, db: Database) -> None:
         self._col = db.mailings
-        self._db = db
+        self._ids = IdSequence(db, "mailings")
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Mailing:
         doc = {
             **to_doc(fields), "created_at": now, "updated_at": now, "deleted_at": None, "closed_at": None,
             **_REPLAN,
         }
-        mailing_id = await insert_with_new_id(self._db, "mailings", doc)
+        mailing_id = await insert_with_new_id(self._col, self._ids, doc)
         return _mailing({"_id": mailing_id, **doc})
 
     async def get(self, mailing_id: int) -> Mailing:
