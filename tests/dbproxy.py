@@ -5,6 +5,7 @@ tests: the server's real wire protocol passes through, and a rule picks the OP_M
   ("database is locked") whose command did nothing.
 - `lose_reply`: the server runs the command, but its reply is lost and the client's connection is reset: the
   client cannot tell whether the command ran (it did).
+- `hold_reply`: the server runs the command, and its reply never comes: the client waits until its own timeout.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ OP_MSG = 2013
 HEADER = struct.Struct("<iiii")  # messageLength, requestID, responseTo, opCode
 BUSY = {"ok": 0.0, "errmsg": "database is locked (5) (SQLITE_BUSY)", "code": 1, "codeName": "InternalError"}
 
-Fault = Literal["fail", "lose_reply"]
+Fault = Literal["fail", "lose_reply", "hold_reply"]
 Match = Callable[[dict[str, Any]], bool]
 
 
@@ -103,7 +104,8 @@ class DatabaseProxy:
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(*self.upstream)
         lost: set[int] = set()  # request ids whose reply is to be lost
-        replies = asyncio.create_task(self._replies(server_reader, client_writer, lost))
+        held: set[int] = set()  # request ids whose reply is never to come
+        replies = asyncio.create_task(self._replies(server_reader, client_writer, lost, held))
         try:
             while True:
                 message = await read_message(client_reader)
@@ -115,6 +117,8 @@ class DatabaseProxy:
                     continue
                 if fault == "lose_reply":
                     lost.add(request_id)
+                if fault == "hold_reply":
+                    held.add(request_id)
                 server_writer.write(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -125,14 +129,16 @@ class DatabaseProxy:
 
     @staticmethod
     async def _replies(server_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
-                       lost: set[int]) -> None:
+                       lost: set[int], held: set[int]) -> None:
         try:
             while True:
                 message = await read_message(server_reader)
-                if HEADER.unpack_from(message)[2] in lost:
+                response_to = HEADER.unpack_from(message)[2]
+                if response_to in lost:
                     client_writer.transport.abort()  # the client sees its connection reset, the command ran
                     return
-                client_writer.write(message)
+                if response_to not in held:
+                    client_writer.write(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             client_writer.transport.abort()
 

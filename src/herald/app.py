@@ -62,7 +62,7 @@ W = TypeVar("W", Planner, Dispatcher)
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # The client belongs to the event loop it was made on: create it here, not at import or in main().
     config = app[config_key]
-    client = connect(config.mongo.url)
+    client = connect(config.mongo.url, config.mongo.timeout_s)
     db = client[config.mongo.database]
     try:
         await db.command("ping")

@@ -47,6 +47,7 @@ def _is_zone(name: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class MongoConfig:
     url: str
+    timeout_s: float
 
     @property
     def database(self) -> str:
@@ -215,6 +216,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "http.worker_port": (lambda v: 0 < v < 65536, "a TCP port"),
     "http.stats_max_age_s": (lambda v: v >= 0, "zero or more"),
     "probe.port": (lambda v: 0 < v < 65536, "a TCP port"),
+    "mongo.timeout_s": (_positive, "positive"),
     "sender.timeout_s": (_positive, "positive"),
     "sender.connect_timeout_s": (_positive, "positive"),
     "sender.inline_attempts": (_positive, "at least 1"),

@@ -1,6 +1,6 @@
-"""Database errors between claim and settle: a busy database that refuses a command, and a connection reset after
-the database ran a command but before Herald heard. No message is lost, none is sent twice, and none waits longer
-than a lease past its due time."""
+"""Database errors between claim and settle: a busy database that refuses a command, a connection reset after the
+database ran a command but before Herald heard, and an answer that never comes. No message is lost, none is sent
+twice, and none waits longer than a lease past its due time."""
 
 from collections import Counter
 from datetime import timedelta
@@ -28,28 +28,31 @@ async def test_messages_survive_database_errors_between_claim_and_settle(
     proxy = await DatabaseProxy((upstream.hostname or "127.0.0.1", upstream.port or 27017)).start()
     try:
         proxied = urlunsplit(urlsplit(config.mongo.url)._replace(netloc=f"127.0.0.1:{proxy.port}"))
-        api = await start_herald(mongo={"url": proxied}, dispatch={"batch_size": 10})
-        await insert_clients(db, 30)
+        api = await start_herald(mongo={"url": proxied, "timeout_s": 2.0}, dispatch={"batch_size": 10})
+        await insert_clients(db, 40)
         # Planned now, due when the window opens at 13:00 (the clients' zone is UTC).
         mailing = await add_mailing(api, send_window={"start": "13:00", "end": "14:00"})
-        await wait_counts(store, mailing["id"], {"pending": 30})
+        await wait_counts(store, mailing["id"], {"pending": 40})
 
         refused_claim = proxy.inject("fail", claims)
         unheard_claim = proxy.inject("lose_reply", claims)
+        unanswered_claim = proxy.inject("hold_reply", claims)
         refused_settle = proxy.inject("fail", settles)
         unheard_settle = proxy.inject("lose_reply", settles)
         due = T0.replace(hour=13)
         clock.set(due)
 
-        # The refused claim changed nothing; the unheard one holds 10 messages under a lease nobody uses.
-        await wait_counts(store, mailing["id"], {"sent": 20, "sending": 10})
-        assert [rule.fired for rule in (refused_claim, unheard_claim, refused_settle, unheard_settle)] == [1] * 4
+        # The refused claim changed nothing; the unheard and the unanswered ones hold 10 messages each under a
+        # lease nobody uses.
+        await wait_counts(store, mailing["id"], {"sent": 20, "sending": 20}, timeout=15)
+        rules = (refused_claim, unheard_claim, unanswered_claim, refused_settle, unheard_settle)
+        assert [rule.fired for rule in rules] == [1] * 5
         clock.advance(config.dispatch.lease_s)
-        await wait_counts(store, mailing["id"], {"sent": 30})
+        await wait_counts(store, mailing["id"], {"sent": 40})
 
-        assert set(probe.accepted().values()) == {1} and len(probe.accepted()) == 30
-        # Twenty went out when due; the ten of the unheard claim exactly one lease later, not a minute more.
+        assert set(probe.accepted().values()) == {1} and len(probe.accepted()) == 40
+        # Twenty went out when due; the twenty of the two claims Herald never heard of exactly one lease later.
         arrivals = Counter(at for _, at, _ in probe.state.ledger.arrivals)
-        assert arrivals == {due: 20, due + timedelta(seconds=config.dispatch.lease_s): 10}
+        assert arrivals == {due: 20, due + timedelta(seconds=config.dispatch.lease_s): 20}
     finally:
         await proxy.stop()

@@ -15,7 +15,7 @@ async def report_command(config: Config, day: date | None, *, dry_run: bool, clo
     """What to print: the report itself for a dry run, else what became of the sending. Raises if it failed."""
     email = config.email
     day = day or yesterday(clock.now(), email.zone)
-    client = connect(config.mongo.url)
+    client = connect(config.mongo.url, config.mongo.timeout_s)
     try:
         db = client[config.mongo.database]
         store = Store.over(db)

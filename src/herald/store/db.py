@@ -68,9 +68,11 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
     return set()
 
 
-def connect(url: str) -> AsyncMongoClient[dict[str, Any]]:
-    # tz_aware: every datetime that comes back is UTC-aware, like every datetime Herald writes.
-    return AsyncMongoClient(url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000)
+def connect(url: str, timeout_s: float = 30.0) -> AsyncMongoClient[dict[str, Any]]:
+    # tz_aware: every datetime that comes back is UTC-aware, like every datetime Herald writes. The socket timeout
+    # bounds each wait for an answer: a hung database fails the operation, and the caller recovers as from any error.
+    return AsyncMongoClient(url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000,
+                            socketTimeoutMS=int(timeout_s * 1000))
 
 
 async def ensure_indexes(db: Database, attempts: int = 4) -> None:

@@ -1,8 +1,8 @@
 """The daily reports: which day's report was claimed by whom, and whether it was sent.
 
-Each try at a day's report inserts its own document, `_id` "<day>:<take>", so exactly one process holds a take
-on any MongoDB-compatible server (FerretDB 1.x updates are not atomic, inserts under a unique `_id` are). A take
-that was never marked sent may be taken over once its lease has run out: its process died or gave up.
+Each try at a day's report inserts its own document, `_id` "<day>:<take>": the unique `_id` lets exactly one
+process hold a take, and the takes of a day stay as its history. A take that was never marked sent may be taken
+over once its lease has run out: its process died or gave up.
 """
 
 from __future__ import annotations
