@@ -84,6 +84,19 @@ def burst(kind: str, messages: int, **settings: Any) -> Case:
     return Case({**settings, "script": [{"fault": kind, "count": messages}]})
 
 
+# The first mailing of a fresh database has id 1, so its messages' ids (mailing id and client id in one integer) are
+# known before it is created: a poisoned message is scripted by its msgId.
+FIRST_MESSAGE_ID = 1 << 32
+POISONED, POISON_FAILURES = 10, 3
+
+
+def poisoned(messages: int) -> Case:
+    """The first POISONED messages fail POISON_FAILURES times each with a 500 (the API rejects their numbers for a
+    while); every other message is healthy."""
+    return Case({"messages": {str(FIRST_MESSAGE_ID + client_id): [{"fault": "500", "count": POISON_FAILURES}]
+                              for client_id in range(1, min(POISONED, messages) + 1)}})
+
+
 def cases(messages: int) -> dict[str, Case]:
     return {
         "none (control)": Case({}),
@@ -97,6 +110,7 @@ def cases(messages: int) -> dict[str, Case]:
         "a full outage that ends": Case({"outage": True}, heal_after_s=6),
         "an outage that outlasts the mailing": Case({"outage": True}, end_s=OUTLASTING_END_S, expected="expired"),
         "401 from a bad token": burst("401", messages),
+        "poison messages among healthy ones": poisoned(messages),
     }
 
 
@@ -125,6 +139,7 @@ class CaseResult:
     requests_down: int = 0
     down_s: float = 0.0
     done_s: float = 0.0  # from setting the fault until every message was final, or the case stopped
+    healthy_s: float | None = None  # from setting the fault until every message never faulted was accepted
 
     @property
     def final(self) -> bool:
@@ -172,7 +187,7 @@ def down_window(case: Case, seen: list[Arrival], set_at: datetime, healed_at: da
                 stopped_at: datetime) -> tuple[datetime, datetime] | None:
     """When the fault was in force: until the bench lifted it, until the script's last faulted answer, or (never
     lifted) until the case stopped. None for the control case."""
-    if not case.faults:
+    if not case.faults or "messages" in case.faults:  # a few messages' faults: the API is not down
         return None
     if healed_at is not None:
         return set_at, healed_at
@@ -198,6 +213,21 @@ def lost_answers(log_path: Path) -> set[int]:
     """Messages for which Herald got no answer to some request: it timed out or lost its connection."""
     return {int(entry["message_id"]) for entry in log_entries(log_path)
             if entry.get("msg") == "external API answered" and entry.get("outcome") in ("timeout", "connection")}
+
+
+def healthy_s(case: Case, seen: list[Arrival], set_at: datetime, messages: int) -> float | None:
+    """For the control and the cases that fault particular messages: how long until every other message was
+    accepted; None if some never was."""
+    if case.faults and "messages" not in case.faults:
+        return None
+    faulted = {int(msg_id) for msg_id in case.faults.get("messages", {})}
+    first_ok: dict[int, datetime] = {}
+    for arrival in seen:
+        if arrival.outcome == "ok" and arrival.msg_id not in faulted:
+            first_ok.setdefault(arrival.msg_id, arrival.at)
+    if len(first_ok) < messages - len(faulted):
+        return None
+    return (max(first_ok.values()) - set_at).total_seconds()
 
 
 def duplicates(seen: list[Arrival], lost: set[int]) -> tuple[int, int]:
@@ -276,6 +306,7 @@ async def run_case(name: str, case: Case, client: MongoClient, base_url: str, co
         result.duplicates, result.unexplained_duplicates = duplicates(seen, lost_answers(herald.log_path))
         result.lateness_s = lateness_s(seen, end_at)
         result.requests = len(seen)
+        result.healthy_s = healthy_s(case, seen, set_at, messages)
         if window := down_window(case, seen, set_at, healed_at, stopped_at):
             result.requests_down = sum(window[0] <= a.at <= window[1] for a in seen)
             result.down_s = (window[1] - window[0]).total_seconds()
@@ -311,7 +342,7 @@ HEADER = ("fault", "messages", "sent", "expired", "failed", "other", "duplicate 
 def row(result: CaseResult) -> tuple[str, ...]:
     counts = result.counts
     other = sum(n for status, n in counts.items() if status not in ("sent", "expired", "failed"))
-    down = "-" if not result.case.faults else f"{result.requests_down:,} in {result.down_s:.1f}s"
+    down = "-" if not result.down_s else f"{result.requests_down:,} in {result.down_s:.1f}s"
     problems = result.problems()
     check = "PASS" if not problems else "FAIL: " + ", ".join(problems)
     if result.duplicates and not problems:
@@ -336,13 +367,22 @@ def print_notes(results: list[CaseResult], ceiling: Rate | None) -> None:
         f"{AFTER_END_S:.0f}s after the end. 'case took': from setting the fault to that stop.")
     say("requests while down: those the emulator received while the fault was in force (until the bench lifted "
         "it, until a burst's last faulted answer, or for an outage never lifted until the case stopped). They "
-        "include the first wave: up to dispatch.concurrency requests leave before any answer can open the breaker.")
+        "include the first wave: up to dispatch.start_concurrency (10) requests, then a few more as the limit learns,"
+        " leave before failures open the breaker.")
     say("duplicate deliveries: extra acceptances of a msgId at the emulator; each must follow a request whose "
         "answer Herald lost (timeout or connection, from its log), the documented case 1 of the delivery guarantee.")
     control = next((r for r in results if not r.case.faults and r.final), None)
     if control is not None and control.done_s > 0:
         say(f"Herald without faults: {control.messages:,} messages final in {control.done_s:.1f}s "
             f"({control.messages / control.done_s:,.0f} msg/s, including planning and polling)")
+    poison = next((r for r in results if "messages" in r.case.faults), None)
+    if poison is not None:
+        healthy = poison.messages - len(poison.case.faults["messages"])
+        say(f"poison messages among healthy ones: {len(poison.case.faults['messages'])} messages failed "
+            f"{POISON_FAILURES} times each; the {healthy:,} healthy ones were all delivered in "
+            + ("-" if poison.healthy_s is None else f"{poison.healthy_s:.1f}s")
+            + ("" if control is None or control.healthy_s is None else
+               f" (without faults: all {control.messages:,} in {control.healthy_s:.1f}s)"))
     if ceiling is not None:
         say(f"database ceiling (bare PyMongo, Herald's claim and settle, same FerretDB): {ceiling.per_s:,.0f} msg/s "
             f"({ceiling.count:,} in {ceiling.seconds:.1f}s)")

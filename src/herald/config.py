@@ -82,9 +82,11 @@ class DispatchConfig:
     backoff_cap_s: float
     max_attempts: int
     grace_s: float
+    start_concurrency: int
     min_concurrency: int
     breaker_failures: int
     breaker_error_rate: float
+    breaker_trials: int
     breaker_open_s: float
     breaker_max_open_s: float
     rate_limit_per_s: float
@@ -229,7 +231,9 @@ _RULES: dict[str, tuple[Any, str]] = {
     "dispatch.backoff_cap_s": (_positive, "positive"),
     "dispatch.max_attempts": (_positive, "at least 1"),
     "dispatch.grace_s": (lambda v: v >= 0, "zero or more"),
+    "dispatch.start_concurrency": (_positive, "at least 1"),
     "dispatch.min_concurrency": (_positive, "at least 1"),
+    "dispatch.breaker_trials": (_positive, "at least 1"),
     "dispatch.breaker_failures": (_positive, "at least 1"),
     "dispatch.breaker_error_rate": (lambda v: 0 < v <= 1, "above 0 and at most 1"),
     "dispatch.breaker_open_s": (_positive, "positive"),

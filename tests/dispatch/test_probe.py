@@ -49,6 +49,13 @@ async def test_scripted_faults_come_in_order_then_stop(send, probe):
     assert probe.accepted() == {1: 1}
 
 
+async def test_a_message_scripted_by_its_id_fails_alone_and_first(send, probe):
+    probe.state.faults.update({"messages": {"9": [{"fault": "500", "count": 2}]}, "script": [{"fault": "503"}]})
+    assert [(await send(msg_id))[0] for msg_id in (9, 8, 9, 9, 8)] == [500, 503, 500, 200, 200]
+    with pytest.raises(ValueError):
+        probe.state.faults.update({"messages": {"x": [{"fault": "500"}]}})
+
+
 async def test_faults_change_at_runtime_over_http(probe, config):
     async with aiohttp.ClientSession() as session:
         base = str(probe.server.make_url("/_probe"))

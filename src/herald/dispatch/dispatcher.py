@@ -17,7 +17,7 @@ from herald.config import DispatchConfig
 from herald.dispatch.sender import Sender
 from herald.dispatch.slots import RateLimit, Slots
 from herald.domain.backoff import retry_at, retry_delay
-from herald.domain.breaker import AimdLimit, CircuitBreaker
+from herald.domain.breaker import AimdLimit, BreakerState, CircuitBreaker
 from herald.domain.delivery import Send, Wait, decide
 from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing, Message, MessageStatus
@@ -51,9 +51,10 @@ class Dispatcher:
         self._monotonic = monotonic
         self.breaker = CircuitBreaker(
             failures_to_open=config.breaker_failures, error_rate_to_open=config.breaker_error_rate,
-            open_s=config.breaker_open_s, max_open_s=config.breaker_max_open_s,
+            open_s=config.breaker_open_s, max_open_s=config.breaker_max_open_s, trials=config.breaker_trials,
         )
-        self.limit = AimdLimit(minimum=min(config.min_concurrency, config.concurrency), maximum=config.concurrency)
+        self.limit = AimdLimit(minimum=min(config.min_concurrency, config.concurrency), maximum=config.concurrency,
+                               start=config.start_concurrency)
         self._slots = Slots(lambda: self.limit.value)
         metrics.watch_dispatcher(self.status)
         self._rate = RateLimit(config.rate_limit_per_s, monotonic)
@@ -90,9 +91,11 @@ class Dispatcher:
                 # Claim ahead, up to twice the limit, so that sends never wait for the next claim.
                 room = min(2 * self.limit.value - len(self._inflight), self._config.batch_size)
                 try:
+                    # The breaker's trials go to messages that have not failed yet, where there are any: messages
+                    # that keep failing must not decide for everyone that the API is still down.
                     claim = await self._store.messages.claim(
                         room if breaker_room is None else min(room, breaker_room), self._clock.now(),
-                        self._config.lease_s,
+                        self._config.lease_s, unfailed_first=breaker_room is not None,
                     )
                     if claim is not None:
                         await self._start(claim)
@@ -168,7 +171,7 @@ class Dispatcher:
                 else:
                     await self._rate.wait()
                     outcome = await self._sender.send(message.id, client.phone, mailing.text, deadline)
-                    self._observe(outcome)
+                    self._observe(outcome, failed_before=message.last_error is not None)
                     settlement = self._after(settle, message, mailing, outcome)
             self._settle(settlement)
 
@@ -192,14 +195,16 @@ class Dispatcher:
             return settle.expired(message.id, mailing.end_at, outcome.detail)
         return settle.retry(message.id, due_at, outcome.detail)
 
-    def _observe(self, outcome: Outcome) -> None:
+    def _observe(self, outcome: Outcome, *, failed_before: bool) -> None:
         """Feed the breaker and the adaptive limit; a 4xx rejection means the API is up and answering."""
         now = self._monotonic()
         healthy = outcome.verdict in (Verdict.SENT, Verdict.FAILED)
         before = self.breaker.state
-        self.breaker.record(not healthy, now)
-        if self.breaker.state is not before:
-            log.warning("circuit breaker %s", self.breaker.state, extra=self.status())
+        after = self.breaker.record(not healthy, now, counts=not failed_before)
+        if after is not before:
+            if after is BreakerState.CLOSED:
+                self.limit.restart()  # the API is back: start small, and grow while it answers well
+            log.warning("circuit breaker %s", after, extra=self.status())
         if outcome.verdict is Verdict.SENT:
             self.limit.on_success()
         elif outcome.reason in OVERLOAD and self.limit.on_overload(now):

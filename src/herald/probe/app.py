@@ -36,15 +36,21 @@ class Faults:
     outage: bool = False  # every request answered 503
     # Scripted faults, used before the rates: e.g. [{"fault": "500", "count": 3}] fails the next three requests.
     script: list[dict[str, Any]] = field(default_factory=list)
+    # Scripts of particular messages, by msgId, used before anything else: {"42": [{"fault": "500", "count": 2}]}
+    # fails the first two requests for message 42, as an API that rejects some numbers does.
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
-        for step in changes.get("script", []):
+        steps = [*changes.get("script", []), *(s for script in changes.get("messages", {}).values() for s in script)]
+        for step in steps:
             if step.get("fault") not in FAULT_KINDS or int(step.get("count", 1)) < 1:
                 raise ValueError(f"script steps are {{'fault': one of {FAULT_KINDS}, 'count': n >= 1}}")
+        if any(not str(msg_id).isdigit() for msg_id in changes.get("messages", {})):
+            raise ValueError("messages are scripted by msgId, a string of digits")
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -88,15 +94,16 @@ class ProbeState:
     rng: random.Random
     ledger: Ledger = field(default_factory=Ledger)
 
-    def next_fault(self) -> str | None:
+    def next_fault(self, msg_id: int) -> str | None:
         if self.faults.outage:
             return "503"
-        if self.faults.script:
-            step = self.faults.script[0]
-            step["count"] = int(step.get("count", 1)) - 1
-            if step["count"] <= 0:
-                self.faults.script.pop(0)
-            return str(step["fault"])
+        for script in (self.faults.messages.get(str(msg_id)), self.faults.script):
+            if script:
+                step = script[0]
+                step["count"] = int(step.get("count", 1)) - 1
+                if step["count"] <= 0:
+                    script.pop(0)
+                return str(step["fault"])
         roll = self.rng.random()
         for kind, rate in (("drop", self.faults.drop_rate), ("malformed", self.faults.malformed_rate)):
             if roll < rate:
@@ -134,7 +141,7 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     raw_id = request.match_info["msg_id"]
     msg_id = int(raw_id) if raw_id.isdigit() else -1
     arrived = state.clock.now()
-    fault = state.next_fault()
+    fault = state.next_fault(msg_id)
     # The request is whole when it arrives, as at the real API: a client that gives up during the latency does
     # not take it back, so it is still recorded (and accepted, if valid) instead of failing on a closed connection.
     raw_body = await request.read()

@@ -156,17 +156,20 @@ class MessageStore:
             )
         return len(docs) - len(taken)
 
-    async def claim(self, limit: int, now: datetime, lease_s: float) -> Claim | None:
+    async def claim(self, limit: int, now: datetime, lease_s: float, *, unfailed_first: bool = False
+                    ) -> Claim | None:
         """Reserve up to `limit` due messages: pending ones whose time has come, and sending ones whose lease ran out.
 
         Two round trips when no other worker competes: read the messages due first, then take them with one
         conditional update that gives them this claim's token. The update is atomic per message (on FerretDB
         through patches/ferretdb/0005), so of several workers only one takes a message. A worker that took fewer
         than it read asks which; one that took none (another was quicker) looks again at once. Attempts are
-        counted here, so a worker that crashes mid-send cannot loop forever.
+        counted here, so a worker that crashes mid-send cannot loop forever. With `unfailed_first`, due messages
+        that have not failed yet come before the others.
         """
         for _ in range(CLAIM_TRIES):
-            window = await self._col.find(_due(now)).sort("due_at", 1).limit(limit).batch_size(limit).to_list()
+            window = await self._due_first(now, limit, {"last_error": None}) if unfailed_first else []
+            window = window or await self._due_first(now, limit)
             if not window:
                 return None
             token = uuid.uuid4().hex
@@ -192,6 +195,11 @@ class MessageStore:
                 continue
             return Claim(token, lease_until, claimed)
         return None
+
+    async def _due_first(self, now: datetime, limit: int, also: Mapping[str, Any] | None = None
+                         ) -> list[dict[str, Any]]:
+        return await self._col.find({**_due(now), **(also or {})}).sort("due_at", 1).limit(limit).batch_size(
+            limit).to_list()
 
     async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
         """How many messages are due, and the due time of the longest-waiting one: one count, one indexed find."""
