@@ -182,9 +182,12 @@ class Dispatcher:
         if outcome.verdict is Verdict.FAILED:
             log.warning("message failed", extra={"error": outcome.detail})
             return settle.final(message.id, MessageStatus.FAILED, outcome.detail)
+        # A failure that opened the breaker, or met it open or half-open, is the API's, not the message's: its
+        # attempt is given back, so that an outage, however long, fails no message (unsent at the end, it expires).
+        api_down = self.breaker.state is not BreakerState.CLOSED
         if outcome.verdict is Verdict.AUTH:
             self._auth_alarm(outcome)
-        elif message.attempts >= self._config.max_attempts:
+        elif message.attempts >= self._config.max_attempts and not api_down:
             log.warning("message failed: retries exhausted", extra={"attempts": message.attempts})
             return settle.final(message.id, MessageStatus.FAILED,
                                 f"gave up after {message.attempts} attempts: {outcome.detail}")
@@ -193,7 +196,7 @@ class Dispatcher:
         if due_at >= mailing.end_at:
             log.info("message expired: the next attempt would be after the mailing's end")
             return settle.expired(message.id, mailing.end_at, outcome.detail)
-        return settle.retry(message.id, due_at, outcome.detail)
+        return settle.retry(message.id, due_at, outcome.detail, counted=not api_down)
 
     def _observe(self, outcome: Outcome, *, failed_before: bool) -> None:
         """Feed the breaker and the adaptive limit; a 4xx rejection means the API is up and answering."""

@@ -111,8 +111,9 @@ class Settle:
     def sent(self, message_id: int) -> Settlement:
         return self._of(message_id, status="sent", sent_at=RECORDED_AT, due_at=None, last_error=None)
 
-    def retry(self, message_id: int, due_at: datetime, error: str) -> Settlement:
-        return self._of(message_id, status=PENDING, due_at=due_at, last_error=error)
+    def retry(self, message_id: int, due_at: datetime, error: str, *, counted: bool = True) -> Settlement:
+        """Attempted and to be tried again; an attempt not `counted` is given back (the API was down, not it)."""
+        return self._of(message_id, give_back_attempt=not counted, status=PENDING, due_at=due_at, last_error=error)
 
     def wait(self, message_id: int, due_at: datetime) -> Settlement:
         """Not attempted after all (outside the send window, or not started): the claim's attempt is given back."""
