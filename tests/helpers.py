@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,14 @@ from pymongo.monitoring import (
 
 # A Monday noon in UTC: far from any DST change in the zones the tests use.
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+async def csrf_of(admin: Any, path: str) -> str:
+    """The admin UI's CSRF token, from a page with a form."""
+    page = await (await admin.get(path)).text()
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02) -> Any:

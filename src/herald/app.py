@@ -19,8 +19,8 @@ from herald.api.schemas import Problem
 from herald.admin import setup_admin
 from herald.api.health import healthz, readyz
 from herald.app_keys import (
-    clock_key, config_key, db_key, dispatcher_key, http_session_key, metrics_key, planner_key, service_key, store_key,
-    wakeups_key,
+    clock_key, config_key, db_key, dispatcher_key, http_session_key, importer_key, metrics_key, planner_key,
+    service_key, store_key, wakeups_key,
 )
 from herald.auth.middleware import api_auth_middleware, authenticator_ctx
 from herald.clock import SYSTEM_CLOCK, Clock
@@ -28,6 +28,7 @@ from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
 from herald.dispatch.planner import Planner
 from herald.dispatch.sender import Sender
+from herald.imports.runner import Importer
 from herald.jobs import scheduler_ctx
 from herald.metrics import Metrics
 from herald.metrics.endpoint import metrics_middleware, serve_metrics
@@ -75,6 +76,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.close()
+
+
+async def importer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Imports run in the API process that received them; at shutdown each stops and says where."""
+    importer = app[importer_key] = Importer(app[service_key], app[clock_key], app[config_key].planner.batch_size)
+    yield
+    await importer.stop()
 
 
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -160,6 +168,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
         if access_control:
             app.cleanup_ctx.append(authenticator_ctx)
         app.router.add_get("/docs", _to_docs)
+        app.cleanup_ctx.append(importer_ctx)
         if config.auth.admin_ui:
             setup_admin(app, config.auth)
     else:
@@ -167,8 +176,10 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
         app.router.add_get("/readyz", readyz)
     if Role.PLANNER in roles:
         app.cleanup_ctx.extend([planner_ctx, scheduler_ctx])
+    if Role.API in roles or Role.DISPATCHER in roles:  # the API's test sends, the dispatcher's deliveries
+        app.cleanup_ctx.append(http_session_ctx)
     if Role.DISPATCHER in roles:
-        app.cleanup_ctx.extend([http_session_ctx, dispatcher_ctx])
+        app.cleanup_ctx.append(dispatcher_ctx)
     return app
 
 

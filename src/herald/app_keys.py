@@ -10,6 +10,7 @@ from herald.clock import Clock
 from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
 from herald.dispatch.planner import Planner
+from herald.imports.runner import Importer
 from herald.metrics import Metrics
 from herald.service import Service, Wakeups
 from herald.store import Store
@@ -26,3 +27,4 @@ http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 planner_key = web.AppKey("planner", Planner)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 authenticator_key = web.AppKey("authenticator", Authenticator)
+importer_key = web.AppKey("importer", Importer)

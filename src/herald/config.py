@@ -60,6 +60,7 @@ class HttpConfig:
     port: int
     worker_port: int
     stats_max_age_s: float
+    import_max_mb: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +218,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "http.port": (lambda v: 0 < v < 65536, "a TCP port"),
     "http.worker_port": (lambda v: 0 < v < 65536, "a TCP port"),
     "http.stats_max_age_s": (lambda v: v >= 0, "zero or more"),
+    "http.import_max_mb": (_positive, "at least 1"),
     "probe.port": (lambda v: 0 < v < 65536, "a TCP port"),
     "mongo.timeout_s": (_positive, "positive"),
     "sender.timeout_s": (_positive, "positive"),

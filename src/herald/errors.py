@@ -18,5 +18,9 @@ class Conflict(HeraldError):
     """The request clashes with the current state, e.g. a duplicate phone number."""
 
 
+class TooLarge(HeraldError):
+    """The request's body is larger than the operation takes."""
+
+
 class Invalid(HeraldError):
     """The request is well-formed but breaks a rule that needs stored state to check, e.g. end before start."""

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-CONTEXT_FIELDS = ("request_id", "mailing_id", "message_id", "client_id")
+CONTEXT_FIELDS = ("request_id", "mailing_id", "message_id", "client_id", "import_id")
 _vars: dict[str, ContextVar[Any]] = {name: ContextVar(name, default=None) for name in CONTEXT_FIELDS}
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is worth printing.

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from herald.clock import Clock
+from herald.dispatch.sender import Sender
 from herald.domain.filters import matches
-from herald.domain.models import Client, Mailing
+from herald.domain.models import Client, ImportCounts, Mailing
+from herald.domain.outcome import Outcome
 from herald.domain.windows import window_opening
-from herald.errors import Invalid
+from herald.errors import Conflict, Invalid
 from herald.logs import log_context
 from herald.store import Store
 from herald.store.messages import message_id
@@ -42,15 +45,44 @@ class Service:
         client = await self.store.clients.create(fields, self._clock.now())
         with log_context(client_id=client.id):
             log.info("client created", extra={"operator_code": client.operator_code, "tag": client.tag})
-            await self._sync_running_mailings(client)
+            await self._sync_running_mailings(joining=[client])
         return client
 
     async def update_client(self, client_id: int, changes: Mapping[str, Any]) -> Client:
         with log_context(client_id=client_id):
             client = await self.store.clients.update(client_id, changes, self._clock.now())
             log.info("client updated", extra={"fields": sorted(changes)})
-            await self._sync_running_mailings(client)
+            await self._sync_running_mailings(changed=[client])
         return client
+
+    async def import_clients(self, rows: Sequence[Mapping[str, Any]], *, upsert: bool) -> ImportCounts:
+        """Write a batch of valid client rows: new phones are created; a phone that exists is updated (`upsert`) or
+        skipped. Rows run as if one after another: a phone twice in a batch is created, then updated or skipped.
+        The clients join and leave running mailings as one."""
+        now = self._clock.now()
+        firsts: dict[str, Mapping[str, Any]] = {}
+        repeats = [row for row in rows if firsts.setdefault(row["phone"], row) is not row]
+        existing = await self.store.clients.by_phones(firsts)
+        new = [row for phone, row in firsts.items() if phone not in existing]
+        created, taken = await self.store.clients.insert_batch(new, now)
+        if taken:
+            # Another writer created some of these phones meanwhile: they exist. A row refused for its id alone
+            # (written past the sequence by someone else) is inserted again under a new one.
+            found = await self.store.clients.by_phones(new[i]["phone"] for i in taken)
+            existing |= found
+            created += [await self.store.clients.create(new[i], now) for i in taken if new[i]["phone"] not in found]
+        if upsert:
+            changes = [(client, change) for phone, client in existing.items()
+                       if (change := _changes(client, firsts[phone]))]
+            changed = await self.store.clients.update_batch(changes, now)
+        else:
+            changed = []
+        await self._sync_running_mailings(joining=created, changed=changed)
+        counts = ImportCounts(created=len(created), updated=len(changed),
+                              skipped=0 if upsert else len(existing))
+        if repeats:
+            counts = counts.plus(await self.import_clients(repeats, upsert=upsert))
+        return counts
 
     async def delete_client(self, client_id: int) -> None:
         with log_context(client_id=client_id):
@@ -58,18 +90,25 @@ class Service:
             cancelled = await self.store.messages.cancel_pending(client_id=client_id)
             log.info("client deleted", extra={"cancelled": cancelled})
 
-    async def _sync_running_mailings(self, client: Client) -> None:
-        """A client joins every running mailing it now matches and leaves the ones it no longer does."""
+    async def _sync_running_mailings(self, *, joining: Sequence[Client] = (), changed: Sequence[Client] = ()
+                                     ) -> None:
+        """New clients (`joining`) join every running mailing they match; `changed` ones join those they now match
+        and leave those they no longer do."""
+        if not joining and not changed:
+            return
         now = self._clock.now()
         joined, leaving = 0, []
         for mailing in await self.store.mailings.running(now):
             with log_context(mailing_id=mailing.id):
-                if matches(mailing.filter, client):
-                    due = window_opening(mailing.send_window, ZoneInfo(client.timezone), now)
-                    joined += await self.store.messages.insert_planned(mailing.id, [(client.id, due)], now)
-                    log.info("client matches a running mailing")
-                else:
-                    leaving.append(message_id(mailing.id, client.id))
+                due = [(client.id, window_opening(mailing.send_window, ZoneInfo(client.timezone), now))
+                       for client in (*joining, *changed) if matches(mailing.filter, client)]
+                if due:
+                    joined += await self.store.messages.insert_planned(mailing.id, due, now, held=mailing.paused)
+                    log.info("clients match a running mailing", extra={"count": len(due)})
+                    if mailing.paused:
+                        await self.store.hold_stands(mailing.id)
+                leaving += [message_id(mailing.id, client.id) for client in changed
+                            if not matches(mailing.filter, client)]
         if leaving:
             await self.store.messages.cancel_pending(ids=leaving)
         if joined:
@@ -98,7 +137,9 @@ class Service:
             if refilter:
                 await self._cancel_unmatched(mailing)
             if "end_at" in changes and mailing.end_at > now:
-                reopened = await self.store.messages.reopen_expired(mailing.id, now)
+                reopened = await self.store.messages.reopen_expired(mailing.id, now, held=mailing.paused)
+                if mailing.paused:
+                    await self.store.hold_stands(mailing.id)
                 if reopened:
                     log.info("mailing end moved later: expired messages are pending again",
                              extra={"reopened": reopened})
@@ -117,8 +158,64 @@ class Service:
             after = batch[-1][0]
         log.info("filter changed", extra={"cancelled": cancelled})
 
+    async def pause_mailing(self, mailing_id: int) -> Mailing:
+        """No message of the mailing is claimed until it resumes; those in flight finish. Its end still holds."""
+        with log_context(mailing_id=mailing_id):
+            mailing, now = await self._not_ended(mailing_id, "there is nothing to pause")
+            mailing, changed = await self.store.mailings.set_paused(mailing_id, now, now)
+            if changed:
+                held = await self.store.messages.hold(mailing_id)
+                await self.store.hold_stands(mailing_id)
+                log.info("mailing paused", extra={"held": held})
+        return mailing
+
+    async def _not_ended(self, mailing_id: int, otherwise: str) -> tuple[Mailing, datetime]:
+        """The mailing and the time now, if it has not ended; a Conflict saying `otherwise` if it has."""
+        now = self._clock.now()
+        mailing = await self.store.mailings.get(mailing_id)
+        if now >= mailing.end_at:
+            raise Conflict(f"mailing {mailing_id} has ended: {otherwise}")
+        return mailing, now
+
+    async def resume_mailing(self, mailing_id: int) -> Mailing:
+        with log_context(mailing_id=mailing_id):
+            mailing, changed = await self.store.mailings.set_paused(mailing_id, None, self._clock.now())
+            if changed:
+                released = await self.store.messages.release_held(mailing_id)
+                log.info("mailing resumed", extra={"released": released})
+                self._wakeups.dispatcher.set()
+        return mailing
+
+    async def retry_failed(self, mailing_id: int) -> int:
+        """The mailing's failed messages go back to the outbox with a fresh budget of attempts; returns how many."""
+        with log_context(mailing_id=mailing_id):
+            mailing, now = await self._not_ended(mailing_id, "its messages can no longer be sent")
+            retried = await self.store.messages.retry_failed(mailing_id, now, held=mailing.paused)
+            if mailing.paused:
+                await self.store.hold_stands(mailing_id)
+            log.info("failed messages retried", extra={"retried": retried})
+        self._wakeups.dispatcher.set()
+        return retried
+
+    async def test_send(self, mailing_id: int, phone: str, sender: Sender) -> tuple[Outcome, int]:
+        """Send the mailing's text to one phone now, as a test: no message of the mailing, no statistics, a msgId
+        of its own that no message's can equal. Returns the outcome and the msgId."""
+        with log_context(mailing_id=mailing_id):
+            mailing = await self.store.mailings.get(mailing_id)
+            test_id = await self.store.messages.test_send_id()
+            with log_context(message_id=test_id):
+                now = self._clock.now()
+                outcome = await sender.send(test_id, phone, mailing.text, now + timedelta(seconds=sender.timeout_s))
+                log.info("test send", extra={"outcome": outcome.reason, "phone": phone})
+        return outcome, test_id
+
     async def delete_mailing(self, mailing_id: int) -> None:
         with log_context(mailing_id=mailing_id):
             await self.store.mailings.delete(mailing_id, self._clock.now())
             cancelled = await self.store.messages.cancel_pending(mailing_id=mailing_id)
             log.info("mailing deleted", extra={"cancelled": cancelled})
+
+
+def _changes(client: Client, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an imported row that differ from the stored client."""
+    return {key: value for key, value in row.items() if getattr(client, key) != value}

@@ -7,13 +7,14 @@ import hashlib
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from herald.app import Role
 from herald.config import Config
-from tests.admin.test_pages import csrf_of
 from tests.conftest import AppFactory
+from tests.helpers import csrf_of
 from tests.oidc import IdentityProvider, oidc_config
 
 CLIENT_ID = "herald-admin"
@@ -67,6 +68,11 @@ async def test_a_viewer_sees_but_may_not_change(admin: TestClient, idp: Identity
     csrf = await csrf_of(admin, "/admin/")
     response = await admin.post("/admin/clients/new", data={"csrf": csrf, "phone": "79001234567", "timezone": "UTC"})
     assert response.status == 403
+    assert "Import" not in page
+    upload = aiohttp.FormData({"mode": "insert"})
+    upload.add_field("file", b"phone,operator_code,tag,timezone\n79001234567,,,UTC\n", filename="a.csv")
+    assert (await admin.post(f"/admin/imports/new?csrf={csrf}", data=upload)).status == 403
+    assert (await admin.post("/admin/mailings/1/pause", data={"csrf": csrf})).status == 403
 
 
 async def test_a_user_without_a_role_is_not_let_in(admin: TestClient, idp: IdentityProvider) -> None:

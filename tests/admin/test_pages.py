@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from aiohttp.test_utils import TestClient
 
-from herald.app import Role
 from herald.store import Store
-from tests.conftest import AppFactory
-from tests.helpers import add_clients, add_mailing
-
-
-@pytest.fixture
-async def admin(start_herald: AppFactory) -> TestClient:
-    client = await start_herald(roles=frozenset({Role.API}))
-    client.session.cookie_jar.update_cookies({"herald_tz": "Europe/Moscow"})
-    return client
-
-
-async def csrf_of(admin: TestClient, path: str) -> str:
-    page = await (await admin.get(path)).text()
-    match = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert match, page
-    return match.group(1)
+from tests.helpers import add_clients, add_mailing, csrf_of
 
 
 async def test_every_page_renders(admin: TestClient) -> None:
@@ -140,9 +122,8 @@ async def test_a_mailing_page_shows_its_audience_counts_and_log(admin: TestClien
 
 async def test_a_mailing_is_deleted_after_confirmation(admin: TestClient, store: Store) -> None:
     mailing = await add_mailing(admin)
-    confirm = await (await admin.get(f"/admin/mailings/{mailing['id']}/delete")).text()
-    assert "This cannot be undone" in confirm
-    csrf = re.search(r'name="csrf" value="([^"]+)"', confirm).group(1)
+    assert "This cannot be undone" in await (await admin.get(f"/admin/mailings/{mailing['id']}/delete")).text()
+    csrf = await csrf_of(admin, f"/admin/mailings/{mailing['id']}/delete")
     response = await admin.post(f"/admin/mailings/{mailing['id']}/delete", data={"csrf": csrf},
                                 allow_redirects=False)
     assert response.headers["Location"] == "/admin/mailings"

@@ -54,6 +54,15 @@ async def test_a_viewer_reads_but_may_not_write(api: TestClient, idp: IdentityPr
     response = await api.post("/api/v1/clients", json=CLIENT, headers=headers)
     await assert_problem(response, 403, "Only an admin")
     assert (await api.get("/api/v1/clients", headers=headers)).status == 200
+    assert (await api.get("/api/v1/clients/export", headers=headers)).status == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/clients/import", "/api/v1/mailings/1/pause", "/api/v1/mailings/1/resume",
+                                  "/api/v1/mailings/1/retry-failed", "/api/v1/mailings/1/test"])
+async def test_a_viewer_may_not_import_or_act_on_a_mailing(api: TestClient, idp: IdentityProvider, path: str) -> None:
+    response = await api.post(path, data=b"phone,operator_code,tag,timezone\n",
+                              headers={**bearer(idp.token(roles=["viewer"])), "Content-Type": "text/csv"})
+    await assert_problem(response, 403, "Only an admin")
 
 
 async def test_an_admin_writes(api: TestClient, idp: IdentityProvider) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from herald.config import Config
 from tests.dbproxy import DatabaseProxy
-from tests.helpers import T0, add_mailing, eventually, insert_clients, wait_counts
+from tests.helpers import T0, add_mailing, insert_clients, wait_counts
 
 
 def claims(command: dict[str, Any]) -> bool:

@@ -1,5 +1,6 @@
-"""An operator's day in a real browser: sign in through the provider, add a client and a mailing, watch it reach
-the emulator and 100%, read the statistics, sign out. Each page is saved as a screenshot."""
+"""An operator's day in a real browser: sign in through the provider, add a client and import a file of them, add
+a mailing, watch it reach the emulator and 100%, pause and test it, read the statistics, sign out. Each page is
+saved as a screenshot."""
 
 from __future__ import annotations
 
@@ -58,6 +59,24 @@ async def test_an_operator_signs_in_sends_a_mailing_and_signs_out(
     await expect(page.get_by_role("cell", name="79001234567")).to_be_visible()
     await shoot(page, screenshots, "03-clients")
 
+    # A client base from a file: the import's page follows it live and lists the line it refused.
+    await page.get_by_role("link", name="Import").click()
+    await page.get_by_label("update the client (upsert)").check()
+    rows = "".join(f"7901{i:07d},,bulk,Asia/Omsk\n" for i in range(5_000))
+    await page.get_by_label("File").set_input_files(files=[{
+        "name": "base.csv", "mimeType": "text/csv",
+        "buffer": ("phone,operator_code,tag,timezone\n" + rows + "7901,,bulk,UTC\n").encode()}])
+    await page.get_by_role("button", name="Import").click()
+    await expect(page.get_by_role("heading", name="Import #")).to_contain_text("done", timeout=20_000)
+    await expect(page.locator(".facts")).to_contain_text("Created5000")
+    await expect(page.get_by_role("cell", name="Must be 11 digits")).to_be_visible()
+    await shoot(page, screenshots, "03b-import")
+    await page.get_by_role("link", name="Clients").first.click()
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Export CSV").click()
+    exported = Path(await (await download.value).path()).read_text().splitlines()
+    assert exported[0] == "phone,operator_code,tag,timezone" and len(exported) == 1 + 5_001
+
     # A mailing that starts now, for the vip tag.
     now = datetime.now(ZoneInfo(ZONE))
     await page.get_by_role("link", name="Mailings").click()
@@ -78,6 +97,17 @@ async def test_an_operator_signs_in_sends_a_mailing_and_signs_out(
     await page.reload()
     await expect(page.get_by_role("cell", name="sent", exact=True)).to_be_visible()
     await shoot(page, screenshots, "05-mailing")
+
+    # Operator actions on the mailing's page: pause and resume it, send its text to one phone as a test.
+    await page.get_by_role("button", name="Pause").click()
+    await expect(page.get_by_role("heading", name="Mailing #")).to_contain_text("paused")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(page.get_by_role("heading", name="Mailing #")).to_contain_text("running")
+    await page.get_by_label("Phone").fill("79991234567")
+    await page.get_by_role("button", name="Send a test").click()
+    await expect(page.get_by_role("status")).to_contain_text("accepted by the external API")
+    assert sum(probe.accepted().values()) == 2  # the mailing's message and the test
+    await shoot(page, screenshots, "05b-mailing-test-send")
 
     # The statistics.
     await page.get_by_role("link", name="Mailings").click()

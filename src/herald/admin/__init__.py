@@ -9,7 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from herald.admin import clients, dashboard, login, mailings
+from herald.admin import clients, dashboard, imports, login, mailings
 from herald.admin.common import localtime
 from herald.admin.guard import guard_middleware
 from herald.admin.session import Sessions, sessions_key
@@ -48,7 +48,16 @@ def _routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/mailings/{ID}/edit", mailings.update_mailing)
     router.add_get(f"/mailings/{ID}/delete", mailings.confirm_delete_mailing)
     router.add_post(f"/mailings/{ID}/delete", mailings.delete_mailing)
+    router.add_post(f"/mailings/{ID}/pause", mailings.pause_mailing)
+    router.add_post(f"/mailings/{ID}/resume", mailings.resume_mailing)
+    router.add_post(f"/mailings/{ID}/retry-failed", mailings.retry_failed)
+    router.add_post(f"/mailings/{ID}/test", mailings.test_send)
     router.add_get("/clients", clients.list_clients)
+    router.add_get("/clients/export", imports.export_clients)
+    router.add_get("/imports/new", imports.new_import)
+    router.add_post("/imports/new", imports.upload_import, name="import_upload")
+    router.add_get(f"/imports/{ID}", imports.show_import)
+    router.add_get(f"/imports/{ID}/progress", imports.import_progress)
     router.add_get("/clients/new", clients.new_client)
     router.add_post("/clients/new", clients.create_client)
     router.add_get(f"/clients/{ID}/edit", clients.edit_client)

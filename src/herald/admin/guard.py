@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 OPEN_ROUTES = frozenset({"login", "callback", "logged_out", "static"})
 # Forms that change nothing in Herald, so a viewer may send them too.
 VIEWER_FORMS = frozenset({"logout"})
+# Forms read as a stream (a file upload): their CSRF token comes in the action's URL, so that the body need not be
+# read before the handler streams it.
+STREAMED_FORMS = frozenset({"import_upload"})
 
 
 def redirect(location: str) -> web.Response:
@@ -46,8 +49,11 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         session = Session.start(LOCAL_OPERATOR)
     request[session_key] = session
     if request.method == "POST":
-        form = await request.post()
-        if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
+        if request.match_info.route.name in STREAMED_FORMS:
+            token = request.query.get("csrf", "")
+        else:
+            token = str((await request.post()).get("csrf", ""))
+        if not hmac.compare_digest(token, session.csrf):
             log.warning("admin form without a valid CSRF token", extra={"path": request.path})
             return error_page(request, 403, "This form has expired or did not come from Herald. Reload the page "
                                             "and try again.")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from herald.admin.common import Progress, column_chart, render, zone
 from herald.admin.forms import Errors, from_error, mailing_body, mailing_values, parse, words
-from herald.admin.guard import redirect
+from herald.admin.guard import error_page, redirect
 from herald.api.common import page, path_id
-from herald.api.mailings import state
-from herald.api.schemas import STATUSES, FilterIn, MailingCreate, MailingPatch, MessageLogQuery, Page
+from herald.api.mailings import send_test, state
+from herald.api.schemas import STATUSES, FilterIn, MailingCreate, MailingPatch, MessageLogQuery, Page, TestSendIn
 from herald.app_keys import clock_key, service_key, store_key
-from herald.errors import HeraldError
+from herald.errors import Conflict, HeraldError
+from herald.service import Service
 
 PAGE_SIZE = 25
 
@@ -74,7 +77,7 @@ async def update_mailing(request: web.Request) -> web.Response:
     return redirect(f"/admin/mailings/{mailing_id}")
 
 
-async def show_mailing(request: web.Request) -> web.Response:
+async def show_mailing(request: web.Request, notice: str | None = None, status: int = 200) -> web.Response:
     store, now = request.config_dict[store_key], request.config_dict[clock_key].now()
     mailing = await store.mailings.get(path_id(request))
     by_status = (await store.stats.by_mailing([mailing.id]))[mailing.id]
@@ -96,7 +99,8 @@ async def show_mailing(request: web.Request) -> web.Response:
         "audience": audience,
         "audience_total": sum(audience.values()),
         "errors": errors,
-    })
+        "notice": notice,
+    }, status=status)
 
 
 async def mailing_progress(request: web.Request) -> web.Response:
@@ -131,3 +135,37 @@ async def confirm_delete_mailing(request: web.Request) -> web.Response:
 async def delete_mailing(request: web.Request) -> web.Response:
     await request.config_dict[service_key].delete_mailing(path_id(request))
     return redirect("/admin/mailings")
+
+
+async def pause_mailing(request: web.Request) -> web.Response:
+    return await _act(request, lambda service, mailing_id: service.pause_mailing(mailing_id))
+
+
+async def resume_mailing(request: web.Request) -> web.Response:
+    return await _act(request, lambda service, mailing_id: service.resume_mailing(mailing_id))
+
+
+async def retry_failed(request: web.Request) -> web.Response:
+    return await _act(request, lambda service, mailing_id: service.retry_failed(mailing_id))
+
+
+async def _act(request: web.Request, action: Callable[[Service, int], Awaitable[object]]) -> web.Response:
+    """A button on the mailing's page: do it, then show the page again (or why it could not be done)."""
+    mailing_id = path_id(request)
+    try:
+        await action(request.config_dict[service_key], mailing_id)
+    except Conflict as exc:
+        return error_page(request, 409, exc.detail)
+    return redirect(f"/admin/mailings/{mailing_id}")
+
+
+async def test_send(request: web.Request) -> web.Response:
+    """Send the mailing's text to one phone now, and show how it went on the mailing's page."""
+    mailing_id = path_id(request)
+    data, errors = parse(TestSendIn(), {"phone": str((await request.post()).get("phone", ""))})
+    if data is None:
+        return await show_mailing(request, "Test send: " + " ".join(errors.get("phone", [])), status=422)
+    result = await send_test(request, mailing_id, data["phone"])
+    told = "accepted by the external API" if result["sent"] else \
+        f"not accepted: {result['outcome']} {result['detail']}".rstrip()
+    return await show_mailing(request, f"Test send to {data['phone']} (msgId {result['msg_id']}): {told}.")

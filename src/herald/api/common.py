@@ -14,6 +14,8 @@ ERROR_TEXT = {
     400: "Malformed request (e.g. a body that is not JSON).",
     404: "No such object.",
     409: "Conflicts with the current state.",
+    413: "The body is larger than allowed.",
+    415: "The body is of a media type this operation does not take.",
     422: "Invalid fields; `errors` says which and why.",
 }
 

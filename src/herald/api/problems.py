@@ -11,7 +11,7 @@ import marshmallow
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from herald.errors import Conflict, HeraldError, Invalid, NotFound
+from herald.errors import Conflict, HeraldError, Invalid, NotFound, TooLarge
 from herald.logs import current
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _from_error(exc, 404)
     except Conflict as exc:
         return _from_error(exc, 409)
+    except TooLarge as exc:
+        return _from_error(exc, 413)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

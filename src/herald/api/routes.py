@@ -6,7 +6,7 @@ import functools
 
 from aiohttp import web
 
-from herald.api import clients, health, mailings, messages, stats
+from herald.api import clients, health, imports, mailings, messages, stats
 
 PREFIX = "/api/v1"
 OPENAPI_URL = f"{PREFIX}/openapi.json"
@@ -20,6 +20,9 @@ def setup_routes(app: web.Application) -> None:
     add_get("/readyz", health.readyz)
     app.router.add_post(f"{PREFIX}/clients", clients.create_client)
     add_get(f"{PREFIX}/clients", clients.list_clients)
+    app.router.add_post(f"{PREFIX}/clients/import", imports.import_clients)
+    add_get(f"{PREFIX}/clients/export", imports.export_clients)
+    add_get(f"{PREFIX}/imports/{ID}", imports.get_import)
     add_get(f"{PREFIX}/clients/{ID}", clients.get_client)
     app.router.add_patch(f"{PREFIX}/clients/{ID}", clients.update_client)
     app.router.add_delete(f"{PREFIX}/clients/{ID}", clients.delete_client)
@@ -30,4 +33,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch(f"{PREFIX}/mailings/{ID}", mailings.update_mailing)
     app.router.add_delete(f"{PREFIX}/mailings/{ID}", mailings.delete_mailing)
     add_get(f"{PREFIX}/mailings/{ID}/stats", stats.mailing_stats)
+    app.router.add_post(f"{PREFIX}/mailings/{ID}/pause", mailings.pause_mailing)
+    app.router.add_post(f"{PREFIX}/mailings/{ID}/resume", mailings.resume_mailing)
+    app.router.add_post(f"{PREFIX}/mailings/{ID}/retry-failed", mailings.retry_failed)
+    app.router.add_post(f"{PREFIX}/mailings/{ID}/test", mailings.test_send)
     add_get(f"{PREFIX}/messages", messages.list_messages)

@@ -198,10 +198,66 @@ class MailingOut(Schema):
     end_at = fields.DateTime()
     filter = fields.Nested(FilterOut)
     send_window = fields.Nested(WindowOut, allow_none=True)
-    state = fields.String(metadata={"enum": ["scheduled", "running", "ended"],
-                                    "description": "Where now is relative to start_at and end_at."})
+    state = fields.String(metadata={"enum": ["scheduled", "running", "paused", "ended"],
+                                    "description": "Where now is relative to start_at and end_at; paused while "
+                                                   "paused_at is set and the end has not come."})
+    paused_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When it was paused; null while it is not."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class TestSendIn(Strict):
+    phone = fields.String(required=True, validate=PHONE, metadata={"example": "79001234567"})
+
+
+class TestSendOut(Schema):
+    sent = fields.Boolean(metadata={"description": "Whether the external API accepted it.", "example": True})
+    outcome = fields.String(metadata={
+        "enum": ["ok", "timeout", "connection", "5xx", "429", "malformed", "auth", "4xx"],
+        "description": "How the external API answered.", "example": "ok"})
+    detail = fields.String(metadata={"description": "The external API's error, if any.", "example": ""})
+    msg_id = fields.Integer(metadata={"description": "The msgId used: above every message's, never reused.",
+                                      "example": 4611686018427387905})
+
+
+class RetriedOut(Schema):
+    retried = fields.Integer(metadata={"description": "Failed messages put back to pending.", "example": 3})
+
+
+# Imports
+
+class ImportQuery(Strict):
+    mode = fields.String(load_default="insert", validate=validate.OneOf(["insert", "upsert"]), metadata={
+        "description": "insert: a phone that exists already is skipped; upsert: it is updated."})
+
+
+class LineErrors(Schema):
+    line = fields.Integer(metadata={"example": 7})
+    errors = fields.Dict(metadata={"example": {"phone": ["Must be 11 digits starting with 7: 7XXXXXXXXXX."]}})
+
+
+class ImportOut(Schema):
+    id = fields.Integer(metadata={"example": 12})
+    status = fields.String(metadata={"enum": ["running", "done", "failed"], "example": "running"})
+    mode = fields.String(metadata={"enum": ["insert", "upsert"], "example": "insert"})
+    format = fields.String(metadata={"enum": ["text/csv", "application/x-ndjson"], "example": "text/csv"})
+    lines = fields.Integer(metadata={"description": "Data lines in the file: processed / lines is the progress.",
+                                     "example": 50000})
+    processed = fields.Integer(attribute="counts.processed", metadata={"description": "Data lines read so far.",
+                                                                       "example": 21000})
+    created = fields.Integer(attribute="counts.created", metadata={"example": 20950})
+    updated = fields.Integer(attribute="counts.updated", metadata={"example": 0})
+    skipped = fields.Integer(attribute="counts.skipped", metadata={
+        "description": "Lines whose phone exists already (mode insert).", "example": 48})
+    failed = fields.Integer(attribute="counts.failed", metadata={"description": "Lines refused.", "example": 2})
+    errors = fields.List(fields.Nested(LineErrors), metadata={
+        "description": "The first 100 lines refused, with the client API's messages."})
+    line = fields.Integer(metadata={"description": "The last line read (the CSV header is line 1).",
+                                    "example": 21001})
+    detail = fields.String(allow_none=True, metadata={"description": "Why it failed, if it did.", "example": None})
+    created_at = fields.DateTime(metadata={"example": "2026-06-01T12:00:00+00:00"})
+    updated_at = fields.DateTime(metadata={"example": "2026-06-01T12:00:02+00:00"})
 
 
 # Messages and statistics

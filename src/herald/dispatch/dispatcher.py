@@ -18,7 +18,7 @@ from herald.dispatch.sender import Sender
 from herald.dispatch.slots import RateLimit, Slots
 from herald.domain.backoff import retry_at, retry_delay
 from herald.domain.breaker import AimdLimit, BreakerState, CircuitBreaker
-from herald.domain.delivery import Send, Wait, decide
+from herald.domain.delivery import Hold, Send, Wait, decide
 from herald.domain.filters import matches
 from herald.domain.models import Client, Mailing, Message, MessageStatus
 from herald.domain.outcome import Outcome, Verdict
@@ -69,6 +69,8 @@ class Dispatcher:
         self._last_auth_alarm = float("-inf")
         # Mailing id -> the earliest end on which this worker expired its messages, to re-check after writing.
         self._recheck_ends: dict[int, datetime] = {}
+        # Mailings whose messages this worker held because they were paused, to re-check after writing.
+        self._recheck_holds: set[int] = set()
 
     def stop(self) -> None:
         """Stop claiming; run() then lets in-flight sends finish within the grace period and returns."""
@@ -145,6 +147,8 @@ class Dispatcher:
                 task.add_done_callback(self._sent)
             elif isinstance(decision, Wait):
                 self._settle(settle.wait(message.id, decision.until))
+            elif isinstance(decision, Hold):
+                self._settle(settle.hold(message.id, now))
             else:
                 self._settle(settle.expired(message.id, mailing.end_at))
 
@@ -260,7 +264,10 @@ class Dispatcher:
                 if settlement.expired_at_end is not None:
                     known = self._recheck_ends.get(settlement.mailing_id, settlement.expired_at_end)
                     self._recheck_ends[settlement.mailing_id] = min(known, settlement.expired_at_end)
+                if settlement.held:
+                    self._recheck_holds.add(settlement.mailing_id)
         await self._recheck_expiries()
+        await self._recheck_held()
 
     async def _recheck_expiries(self) -> None:
         """An expiry decided on a mailing read before an edit moved its end later must not stand."""
@@ -273,6 +280,17 @@ class Dispatcher:
                     log.exception("could not re-check a mailing's end; trying again at the next flush")
                     return
             del self._recheck_ends[mailing_id]
+
+    async def _recheck_held(self) -> None:
+        """A hold decided on a mailing read before it resumed must not stand."""
+        for mailing_id in list(self._recheck_holds):
+            try:
+                await self._store.hold_stands(mailing_id)
+            except PyMongoError:
+                log.exception("could not re-check a paused mailing; trying again at the next flush",
+                              extra={"mailing_id": mailing_id})
+                return
+            self._recheck_holds.discard(mailing_id)
 
     async def _drain(self) -> None:
         """Let in-flight sends finish within the grace period; cancel the rest (their leases are released)."""

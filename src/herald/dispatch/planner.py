@@ -88,7 +88,9 @@ class Planner:
             now = self._clock.now()
             start = max(now, mailing.start_at)
             due = [(client_id, window_opening(mailing.send_window, ZoneInfo(tz), start)) for client_id, tz in batch]
-            inserted = await self._store.messages.insert_planned(mailing.id, due, now)
+            inserted = await self._store.messages.insert_planned(mailing.id, due, now, held=mailing.paused)
+            if mailing.paused:
+                await self._store.hold_stands(mailing.id)
             self._metrics.planned_messages.inc(inserted)
             created += inserted
             cursor = batch[-1][0]

@@ -25,7 +25,12 @@ class Expire:
     pass
 
 
-Decision = Send | Wait | Expire
+@dataclass(frozen=True)
+class Hold:
+    """The mailing is paused: the message waits for its resumption (its end is enforced all the same)."""
+
+
+Decision = Send | Wait | Expire | Hold
 
 
 def decide(mailing: Mailing, tz: ZoneInfo, now: datetime) -> Decision:
@@ -34,6 +39,8 @@ def decide(mailing: Mailing, tz: ZoneInfo, now: datetime) -> Decision:
     opening = window_opening(mailing.send_window, tz, max(now, mailing.start_at))
     if opening >= mailing.end_at:
         return Expire()
+    if mailing.paused:
+        return Hold()
     if opening > now:
         return Wait(opening)
     return Send(mailing.end_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, time
 
 
@@ -57,6 +57,11 @@ class Mailing:
     send_window: SendWindow | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    paused_at: datetime | None = None  # while set, its messages are held: none is claimed
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 @dataclass(frozen=True)
@@ -70,3 +75,36 @@ class Message:
     attempts: int
     last_error: str | None
     due_at: datetime | None = None
+
+
+class ImportStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    processed: int = 0  # data lines read
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0  # a phone that exists already, with mode insert
+    failed: int = 0  # lines refused, each with its errors
+
+    def plus(self, other: ImportCounts) -> ImportCounts:
+        return ImportCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass(frozen=True)
+class ClientImport:
+    id: int
+    status: ImportStatus
+    mode: str
+    format: str
+    lines: int  # data lines in the file
+    counts: ImportCounts
+    errors: list[dict[str, object]]  # the first ones, {"line": n, "errors": {field: [message]}}
+    line: int  # the last line read
+    created_at: datetime
+    updated_at: datetime
+    detail: str | None = None  # why it failed, if it did

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from herald.domain.filters import to_query
 from herald.domain.models import Client, ClientFilter
 from herald.errors import Conflict, NotFound
-from herald.store.db import Database, IdSequence, insert_with_new_id, is_duplicate_key
+from herald.store.db import Database, IdSequence, insert_new, insert_with_new_id, is_duplicate_key
 from herald.store.messages import CLIENT_ID_BITS
 
 
@@ -93,6 +94,35 @@ class ClientStore:
         if after is not None:
             query["_id"] = {"$gt": after}
         return [_client(doc) async for doc in self._col.find(query).sort("_id", 1).limit(limit)]
+
+    async def by_phones(self, phones: Iterable[str]) -> dict[str, Client]:
+        return {doc["phone"]: _client(doc) async for doc in self._col.find({"phone": {"$in": list(phones)}})}
+
+    async def insert_batch(self, rows: Sequence[Mapping[str, Any]], now: datetime) -> tuple[list[Client], set[int]]:
+        """Insert new clients under consecutive fresh ids; returns those inserted, and the positions of the rows
+        whose phone another client took meanwhile."""
+        if not rows:
+            return [], set()
+        first = await self._ids.take(len(rows))
+        docs = [{"_id": first + i, **row, "created_at": now, "updated_at": now} for i, row in enumerate(rows)]
+        taken = await insert_new(self._col, docs)
+        return [_client(doc) for i, doc in enumerate(docs) if i not in taken], taken
+
+    async def update_batch(self, changes: Sequence[tuple[Client, Mapping[str, Any]]], now: datetime) -> list[Client]:
+        """Apply each client's changes in one round trip; returns the clients as changed."""
+        if not changes:
+            return []
+        await self._col.bulk_write([UpdateOne({"_id": client.id}, {"$set": {**fields, "updated_at": now}})
+                                    for client, fields in changes], ordered=False)
+        return [replace(client, **fields, updated_at=now) for client, fields in changes]
+
+    async def pages(self, *, tag: str | None = None, operator_code: str | None = None, size: int = 1000
+                    ) -> AsyncIterator[list[Client]]:
+        """Every client (of a tag, an operator), a page at a time in id order: what an export streams."""
+        after = None
+        while page := await self.page(after=after, limit=size, tag=tag, operator_code=operator_code):
+            yield page
+            after = page[-1].id
 
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Client]:
         return {doc["_id"]: _client(doc) async for doc in self._col.find({"_id": {"$in": list(ids)}})}

@@ -126,20 +126,28 @@ class IdSequence:
             self._next += 1
             return value
 
+    async def take(self, count: int) -> int:
+        """The first of `count` consecutive ids reserved at once (for a batch), apart from the current block."""
+        async with self._lock:
+            last = await self._reserve(count)
+            if last > self._limit:
+                raise RuntimeError(f"the {self.name} sequence is past its limit of {self._limit}")
+            return last - count + 1
+
     def skip_past(self, taken: int) -> None:
         """Forget the current block; the next one starts after `taken`."""
         self._next, self._last, self._floor = 1, 0, taken
 
-    async def _reserve(self, attempts: int = 5) -> int:
-        """The last id of a newly reserved block. Only the very first upserts of a sequence can race, on MongoDB;
-        the loser tries again."""
+    async def _reserve(self, count: int = 0, attempts: int = 5) -> int:
+        """The last id of a newly reserved block (of `count` ids, else the block size). Only the very first upserts
+        of a sequence can race, on MongoDB; the loser tries again."""
         if self._floor:
             await self._db.counters.update_one({"_id": self.name}, {"$max": {"seq": self._floor}}, upsert=True)
             self._floor = 0
         for _ in range(attempts):
             try:
                 doc = await self._db.counters.find_one_and_update(
-                    {"_id": self.name}, {"$inc": {"seq": self._block}}, upsert=True,
+                    {"_id": self.name}, {"$inc": {"seq": count or self._block}}, upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except OperationFailure as exc:

@@ -50,6 +50,7 @@ def _mailing(doc: Mapping[str, Any]) -> Mailing:
                                                            time.fromisoformat(window["end"])),
         created_at=doc.get("created_at"),
         updated_at=doc.get("updated_at"),
+        paused_at=doc.get("paused_at"),
     )
 
 
@@ -64,7 +65,8 @@ _REPLAN = {"planned_at": None, "plan_cursor": 0, "plan_owner": None, "plan_lease
 class MailingStore:
     def __init__(self, db: Database) -> None:
         self._col = db.mailings
-        self._ids = IdSequence(db, "mailings")
+        # Below 2**30: a message id holds the mailing id and the client id (see store.messages).
+        self._ids = IdSequence(db, "mailings", limit=2**30 - 1)
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Mailing:
         doc = {
@@ -115,6 +117,21 @@ class MailingStore:
         if doc is None:
             raise _not_found(mailing_id)
         return _mailing(doc)
+
+    async def set_paused(self, mailing_id: int, paused_at: datetime | None, now: datetime) -> tuple[Mailing, bool]:
+        """Pause (at `paused_at`) or resume (None) a mailing: returns it, and whether it changed (False when it was
+        paused, or running, already)."""
+        was = {"paused_at": None} if paused_at is not None else {"paused_at": {"$ne": None}}
+        doc = await self._col.find_one_and_update(
+            {"_id": mailing_id, **LIVE, **was}, {"$set": {"paused_at": paused_at, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return await self.get(mailing_id), False  # NotFound if it is not there
+        return _mailing(doc), True
+
+    async def is_paused(self, mailing_id: int) -> bool:
+        return await self._col.find_one({"_id": mailing_id, "paused_at": {"$ne": None}}, {"_id": 1}) is not None
 
     async def running(self, now: datetime) -> list[Mailing]:
         """Mailings that have started and not ended: the ones a new or changed client may join."""

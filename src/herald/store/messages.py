@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import UpdateMany
 
 from herald.domain.models import Message, MessageStatus
-from herald.store.db import Database, insert_new
+from herald.store.db import Database, IdSequence, insert_new
 
 PENDING, SENDING = MessageStatus.PENDING.value, MessageStatus.SENDING.value
 CLIENT_ID_BITS = 32
@@ -35,9 +35,22 @@ def _due(now: datetime) -> dict[str, Any]:
     return {"due_at": {"$lte": now}}
 
 
+# Where a message of a paused mailing keeps its due time: without a due_at, no claim finds it.
+HELD_DUE_AT = "held_due_at"
+
+
+def _due_or_held(due_at: datetime, held: bool) -> dict[str, datetime | None]:
+    return {"due_at": None, HELD_DUE_AT: due_at} if held else {"due_at": due_at}
+
+
 def message_id(mailing_id: int, client_id: int) -> int:
-    """The one message of a client in a mailing has a fixed id (client ids stay below 2**32, mailing ids 2**31)."""
+    """The one message of a client in a mailing has a fixed id (client ids stay below 2**32, mailing ids 2**30)."""
     return mailing_id << CLIENT_ID_BITS | client_id
+
+
+# Mailing ids stay below 2**30, so every message id is below 2**62; test sends count up from there.
+MAILING_ID_BITS = 30
+TEST_SEND_IDS = 1 << (MAILING_ID_BITS + CLIENT_ID_BITS)
 
 
 def _of_mailing(mailing_id: int, after: int | None) -> dict[str, Any]:
@@ -92,6 +105,11 @@ class Settlement:
         """The status the message gets."""
         return str(dict(self.fields)["status"])
 
+    @property
+    def held(self) -> bool:
+        """Whether it holds the message for its paused mailing."""
+        return HELD_DUE_AT in dict(self.fields)
+
 
 def _error_field(error: str | None) -> dict[str, str]:
     """An outcome without an error of its own keeps the last one recorded."""
@@ -119,6 +137,10 @@ class Settle:
         """Not attempted after all (outside the send window, or not started): the claim's attempt is given back."""
         return self._of(message_id, give_back_attempt=True, status=PENDING, due_at=due_at)
 
+    def hold(self, message_id: int, due_at: datetime) -> Settlement:
+        """Not attempted: its mailing is paused. It is due at `due_at` once the mailing resumes."""
+        return self._of(message_id, give_back_attempt=True, status=PENDING, due_at=None, held_due_at=due_at)
+
     def expired(self, message_id: int, end_at: datetime, error: str | None = None) -> Settlement:
         """Too late to send before `end_at`, the mailing's end as this worker read it."""
         return self._of(message_id, expired_at_end=end_at, status=MessageStatus.EXPIRED.value, due_at=None,
@@ -131,9 +153,16 @@ class Settle:
 class MessageStore:
     def __init__(self, db: Database) -> None:
         self._col = db.messages
+        self._test_sends = IdSequence(db, "test_sends")
 
-    async def insert_planned(self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime) -> int:
+    async def test_send_id(self) -> int:
+        """A msgId for a test send: above every message's, and never the same twice."""
+        return TEST_SEND_IDS + await self._test_sends.next()
+
+    async def insert_planned(self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime, *,
+                             held: bool = False) -> int:
         """Create pending messages for (client_id, due_at) pairs; a pair that has its message already is skipped.
+        Messages of a paused mailing are `held`: due only once it resumes.
 
         The id is a function of mailing and client, so planning is idempotent by primary key: interrupted and
         resumed, or run by two workers at once, it still makes one message per client.
@@ -144,7 +173,7 @@ class MessageStore:
         docs = [
             {"_id": message_id(mailing_id, client_id), "mailing_id": mailing_id, "client_id": client_id,
              "status": PENDING, "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
-             "due_at": due_at, "lease_owner": None}
+             "lease_owner": None, **_due_or_held(due_at, held)}
             for client_id, due_at in due
         ]
         taken = await insert_new(self._col, docs)
@@ -153,7 +182,7 @@ class MessageStore:
             # filter comes back: the client is in the audience again.
             await self._col.update_many(
                 {"_id": {"$in": [doc["_id"] for doc in docs]}, "status": "cancelled"},
-                {"$set": {"status": PENDING, "due_at": now}},
+                {"$set": {"status": PENDING, **_due_or_held(now, held)}},
             )
         return len(docs) - len(taken)
 
@@ -257,11 +286,32 @@ class MessageStore:
         )
         return result.modified_count
 
-    async def reopen_expired(self, mailing_id: int, now: datetime) -> int:
+    async def reopen_expired(self, mailing_id: int, now: datetime, *, held: bool = False) -> int:
         """The mailing's end moved later: what expired gets another chance."""
         result = await self._col.update_many(
-            {"mailing_id": mailing_id, "status": "expired"}, {"$set": {"status": PENDING, "due_at": now}}
+            {"mailing_id": mailing_id, "status": "expired"}, {"$set": {"status": PENDING, **_due_or_held(now, held)}}
         )
+        return result.modified_count
+
+    async def retry_failed(self, mailing_id: int, now: datetime, *, held: bool = False) -> int:
+        """Failed messages go back to the outbox with a fresh budget of attempts."""
+        result = await self._col.update_many(
+            {"mailing_id": mailing_id, "status": MessageStatus.FAILED.value},
+            {"$set": {"status": PENDING, "attempts": 0, **_due_or_held(now, held)}},
+        )
+        return result.modified_count
+
+    async def hold(self, mailing_id: int) -> int:
+        """The mailing pauses: its pending messages keep their due time aside, so no dispatcher claims them."""
+        result = await self._col.update_many({"mailing_id": mailing_id, "status": PENDING, "due_at": {"$ne": None}},
+                                             {"$rename": {"due_at": HELD_DUE_AT}})
+        return result.modified_count
+
+    async def release_held(self, mailing_id: int) -> int:
+        """The mailing resumes: its held messages are due at the time they kept."""
+        result = await self._col.update_many(
+            {"mailing_id": mailing_id, "status": PENDING, HELD_DUE_AT: {"$ne": None}},
+            {"$rename": {HELD_DUE_AT: "due_at"}})
         return result.modified_count
 
     async def pending_batch(self, mailing_id: int, *, after: int, limit: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-// Herald admin: the operator's timezone for the server, live progress bars, the audience preview. No libraries.
+// Herald admin: the operator's timezone for the server, live progress bars (mailings, imports), the audience preview. No libraries.
 "use strict";
 
 (function rememberTimezone() {
@@ -25,6 +25,11 @@ function pollProgress(box) {
       bar.textContent = p.percent + "%";
       text.textContent = p.percent + "% (" + p.done + " of " + p.total + ")";
       if (p.state === "ended" && p.percent === 100) return;
+      // An import's page shows its counts and refused lines once it has finished: load them.
+      if ("reloadWhenDone" in box.dataset && p.state !== "running") {
+        location.reload();
+        return;
+      }
     } catch (e) {
       // A blip: try again at the next tick.
     }
