@@ -79,9 +79,13 @@ class Case:
     expected: str = "sent"  # the state every message must end in
 
 
-def burst(kind: str, messages: int, **settings: Any) -> Case:
-    """As many faulted answers in a row as there are messages: every message meets the fault about once."""
-    return Case({**settings, "script": [{"fault": kind, "count": messages}]})
+BURST_S = 5.0
+
+
+def burst(kind: str, **settings: Any) -> Case:
+    """The API gives every request this fault for BURST_S seconds, then heals. Timed, not counted: the breaker
+    thins the requests of a fault, so a burst of N answers would last as long as the breaker let it."""
+    return Case({**settings, "script": [{"fault": kind, "count": 10**9}]}, heal_after_s=BURST_S)
 
 
 # The first mailing of a fresh database has id 1, so its messages' ids (mailing id and client id in one integer) are
@@ -101,15 +105,15 @@ def cases(messages: int) -> dict[str, Case]:
     return {
         "none (control)": Case({}),
         "latency beyond the timeout": Case({"latency_ms": int(SENDER_TIMEOUT_S * 1500)}, heal_after_s=5),
-        "500 burst": burst("500", messages),
-        "502 burst": burst("502", messages),
-        "503 burst": burst("503", messages),
-        "429 with Retry-After": burst("429", messages, retry_after_s=2),
-        "200 with a malformed body": burst("malformed", messages),
-        "dropped connections": burst("drop", messages),
+        "500 burst": burst("500"),
+        "502 burst": burst("502"),
+        "503 burst": burst("503"),
+        "429 with Retry-After": burst("429", retry_after_s=2),
+        "200 with a malformed body": burst("malformed"),
+        "dropped connections": burst("drop"),
         "a full outage that ends": Case({"outage": True}, heal_after_s=6),
         "an outage that outlasts the mailing": Case({"outage": True}, end_s=OUTLASTING_END_S, expected="expired"),
-        "401 from a bad token": burst("401", messages),
+        "401 from a bad token": burst("401"),
         "poison messages among healthy ones": poisoned(messages),
     }
 
@@ -183,18 +187,14 @@ def lateness_s(seen: list[Arrival], end_at: datetime) -> float:
     return max(((a.at - end_at).total_seconds() for a in seen if a.at >= end_at), default=0.0)
 
 
-def down_window(case: Case, seen: list[Arrival], set_at: datetime, healed_at: datetime | None,
+def down_window(case: Case, set_at: datetime, healed_at: datetime | None,
                 stopped_at: datetime) -> tuple[datetime, datetime] | None:
-    """When the fault was in force: until the bench lifted it, until the script's last faulted answer, or (never
-    lifted) until the case stopped. None for the control case."""
+    """When the fault was in force: until the bench lifted it, or (never lifted) until the case stopped. None for
+    the control case and for faults of a few messages."""
     if not case.faults or "messages" in case.faults:  # a few messages' faults: the API is not down
         return None
     if healed_at is not None:
         return set_at, healed_at
-    if script := case.faults.get("script"):
-        kind = script[0]["fault"]
-        faulted = [a.at for a in seen if a.outcome == kind]
-        return (set_at, max(faulted)) if faulted else None
     return set_at, stopped_at
 
 
@@ -263,7 +263,7 @@ async def watch(session: aiohttp.ClientSession, db: Database, probe_base: str, c
         herald.check_alive()
         if case.heal_after_s is not None and healed_at is None and \
                 datetime.now(UTC) >= set_at + timedelta(seconds=case.heal_after_s):
-            await put_faults(session, probe_base, {"outage": False, "latency_ms": 0})
+            await put_faults(session, probe_base, {"outage": False, "latency_ms": 0, "script": []})
             healed_at = datetime.now(UTC)
         counts = await count_by_status(db, mailing_id) or counts
         if sum(counts.get(status, 0) for status in FINAL) >= messages and \
@@ -307,7 +307,7 @@ async def run_case(name: str, case: Case, client: MongoClient, base_url: str, co
         result.lateness_s = lateness_s(seen, end_at)
         result.requests = len(seen)
         result.healthy_s = healthy_s(case, seen, set_at, messages)
-        if window := down_window(case, seen, set_at, healed_at, stopped_at):
+        if window := down_window(case, set_at, healed_at, stopped_at):
             result.requests_down = sum(window[0] <= a.at <= window[1] for a in seen)
             result.down_s = (window[1] - window[0]).total_seconds()
         return result
@@ -366,7 +366,7 @@ def print_notes(results: list[CaseResult], ceiling: Rate | None) -> None:
         "outlasts it); a case stops when every message is final, or "
         f"{AFTER_END_S:.0f}s after the end. 'case took': from setting the fault to that stop.")
     say("requests while down: those the emulator received while the fault was in force (until the bench lifted "
-        "it, until a burst's last faulted answer, or for an outage never lifted until the case stopped). They "
+        f"it, {BURST_S:.0f}s after it set it for a burst; for an outage never lifted, until the case stopped). They "
         "include the first wave: up to dispatch.start_concurrency (10) requests, then a few more as the limit learns,"
         " leave before failures open the breaker.")
     say("duplicate deliveries: extra acceptances of a msgId at the emulator; each must follow a request whose "
