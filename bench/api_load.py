@@ -35,6 +35,8 @@ from typing import Any
 
 import aiohttp
 import pymongo
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 # The shared machinery of the benchmarks lives in delivery.py.
 from delivery import (
@@ -54,13 +56,10 @@ from delivery import (
     wait_http_ok,
     with_database,
 )
-from isolation import percentile, verdict, wait_planned
-from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
-
 from herald.config import load_config
 from herald.localdb import free_port
 from herald.probe.app import make_token
+from isolation import percentile, verdict, wait_planned
 
 TARGET_WRITES_PER_S = 300.0
 TARGET_WRITE_P99_MS = 100.0
@@ -132,23 +131,30 @@ class Load:
         self._phones = itertools.count()
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        async with self._session.request(method, f"{self._api}{path}", json=body,
-                                         timeout=REQUEST_TIMEOUT) as response:
+        async with self._session.request(method, f"{self._api}{path}", json=body, timeout=REQUEST_TIMEOUT) as response:
             payload = await response.json(content_type=None)
             return response.status, payload
 
     async def post_client(self, tag: str = "load") -> int:
-        status, payload = await self._send("POST", "/clients", {
-            "phone": f"7903{next(self._phones):07d}", "timezone": "Europe/Moscow", "tag": tag})
+        status, payload = await self._send(
+            "POST", "/clients", {"phone": f"7903{next(self._phones):07d}", "timezone": "Europe/Moscow", "tag": tag}
+        )
         if status == 201:
             self.created["clients"].append(payload["id"])
         return status
 
     async def post_mailing(self) -> int:
         tomorrow = datetime.now(UTC) + timedelta(days=1)
-        status, payload = await self._send("POST", "/mailings", {
-            "text": "Load bench", "start_at": tomorrow.isoformat(),
-            "end_at": (tomorrow + timedelta(hours=1)).isoformat(), "filter": {"tags": ["nobody"]}})
+        status, payload = await self._send(
+            "POST",
+            "/mailings",
+            {
+                "text": "Load bench",
+                "start_at": tomorrow.isoformat(),
+                "end_at": (tomorrow + timedelta(hours=1)).isoformat(),
+                "filter": {"tags": ["nobody"]},
+            },
+        )
         if status == 201:
             self.created["mailings"].append(payload["id"])
         return status
@@ -166,18 +172,38 @@ class Load:
         now = datetime.now(UTC)
         with pymongo.timeout(REQUEST_TIMEOUT.total):
             if n % 100 == 0:
-                await self._db.counters.find_one_and_update({"_id": "bench_ceiling"}, {"$inc": {"seq": 100}},
-                                                            upsert=True)
+                await self._db.counters.find_one_and_update(
+                    {"_id": "bench_ceiling"}, {"$inc": {"seq": 100}}, upsert=True
+                )
             client_id = 3 * 10**9 + n
-            await self._db.clients.insert_one({
-                "_id": client_id, "phone": f"7904{n:07d}", "operator_code": "904", "tag": "ceiling",
-                "timezone": "Europe/Moscow", "created_at": now, "updated_at": now})
-            await self._db.mailings.find({"deleted_at": None, "start_at": {"$lte": now},
-                                          "end_at": {"$gt": now}}).to_list()
-            await self._db.messages.insert_one({
-                "_id": (self._mailing_id << 32) | client_id, "mailing_id": self._mailing_id, "client_id": client_id,
-                "status": "cancelled", "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
-                "due_at": None, "lease_owner": None})
+            await self._db.clients.insert_one(
+                {
+                    "_id": client_id,
+                    "phone": f"7904{n:07d}",
+                    "operator_code": "904",
+                    "tag": "ceiling",
+                    "timezone": "Europe/Moscow",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            await self._db.mailings.find(
+                {"deleted_at": None, "start_at": {"$lte": now}, "end_at": {"$gt": now}}
+            ).to_list()
+            await self._db.messages.insert_one(
+                {
+                    "_id": (self._mailing_id << 32) | client_id,
+                    "mailing_id": self._mailing_id,
+                    "client_id": client_id,
+                    "status": "cancelled",
+                    "created_at": now,
+                    "sent_at": None,
+                    "attempts": 0,
+                    "last_error": None,
+                    "due_at": None,
+                    "lease_owner": None,
+                }
+            )
         return 201
 
     async def bare_all_stats(self) -> int:
@@ -200,8 +226,10 @@ class Load:
 
     async def _counts(self, mailing_ids: dict[str, int]) -> None:
         """Messages by mailing and status for a range of mailing ids, as the statistics store counts them."""
-        pipeline = [{"$match": {"mailing_id": mailing_ids}},
-                    {"$group": {"_id": {"mailing_id": "$mailing_id", "status": "$status"}, "n": {"$sum": 1}}}]
+        pipeline = [
+            {"$match": {"mailing_id": mailing_ids}},
+            {"$group": {"_id": {"mailing_id": "$mailing_id", "status": "$status"}, "n": {"$sum": 1}}},
+        ]
         await (await self._db.messages.aggregate(pipeline)).to_list()
 
 
@@ -212,8 +240,13 @@ class Phase:
     delivered_per_s: float = 0.0
 
 
-async def run_phase(name: str, seconds: float, session: aiohttp.ClientSession, probe_base: str,
-                    work: dict[str, tuple[int, Callable[[int], Awaitable[int]]]]) -> Phase:
+async def run_phase(
+    name: str,
+    seconds: float,
+    session: aiohttp.ClientSession,
+    probe_base: str,
+    work: dict[str, tuple[int, Callable[[int], Awaitable[int]]]],
+) -> Phase:
     """Run each kind of call in its own loops for `seconds`, all at once; measure delivery meanwhile."""
     say(f"phase: {name}, {seconds:.0f}s ...")
     phase = Phase(name, {kind: Sample() for kind in work})
@@ -230,13 +263,15 @@ async def run_phase(name: str, seconds: float, session: aiohttp.ClientSession, p
     return phase
 
 
-def latency_row(label: str, herald: Sample, ceiling: Sample | None, share: float, target_ms: float,
-                min_rate: float = 0.0) -> tuple[str, str, str, str]:
+def latency_row(
+    label: str, herald: Sample, ceiling: Sample | None, share: float, target_ms: float, min_rate: float = 0.0
+) -> tuple[str, str, str, str]:
     pct = f"p{share * 100:.0f}"
 
     def cells(sample: Sample) -> str:
-        return (f"{sample.rate:,.0f}/s, p50 {sample.latency(0.5):,.0f} ms, {pct} {sample.latency(share):,.0f} ms"
-                + (f", {sample.server_errors} failed" if sample.server_errors else ""))
+        return f"{sample.rate:,.0f}/s, p50 {sample.latency(0.5):,.0f} ms, {pct} {sample.latency(share):,.0f} ms" + (
+            f", {sample.server_errors} failed" if sample.server_errors else ""
+        )
 
     ok = herald.latency(share) < target_ms and herald.rate >= min_rate and herald.server_errors == 0
     target = (f">= {min_rate:,.0f}/s, " if min_rate else "") + f"{pct} < {target_ms:,.0f} ms, no 5xx"
@@ -254,8 +289,9 @@ def id_rows(load: Load, many: Phase) -> list[tuple[str, str, str, str]]:
         bound = kind != "clients" or all(0 < i < MAX_CLIENT_ID for i in ids)
         ok = integers and unique and bound and bool(ids)
         what = "unique integers" + (" below 2**32" if kind == "clients" else "")
-        rows.append((f"  {kind} ids", f"{len(ids):,} created, {len(set(ids)):,} distinct", "",
-                     f"{what}: {verdict(ok)}"))
+        rows.append(
+            (f"  {kind} ids", f"{len(ids):,} created, {len(set(ids)):,} distinct", "", f"{what}: {verdict(ok)}")
+        )
     return rows
 
 
@@ -270,8 +306,9 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     config = load_config(env={})
     probe_port, api_port = free_port(), free_port()
     probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{api_port}"
-    probe = Child("probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}),
-                  log_dir)
+    probe = Child(
+        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
+    )
     try:
         with mongo_base(log_dir) as (base_url, _):
             db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
@@ -280,10 +317,15 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
                 db = client[db_name]
                 say(f"seeding {args.clients:,} clients ...")
                 await seed_clients(db, args.clients)
-                env = child_env({
-                    "HERALD_MONGO_URL": with_database(base_url, db_name), "HERALD_SENDER_URL": f"{probe_base}/v1",
-                    "HERALD_SENDER_TOKEN": make_token(config.probe.jwt_secret), "HERALD_HTTP_HOST": HOST,
-                    "HERALD_HTTP_PORT": str(api_port)})
+                env = child_env(
+                    {
+                        "HERALD_MONGO_URL": with_database(base_url, db_name),
+                        "HERALD_SENDER_URL": f"{probe_base}/v1",
+                        "HERALD_SENDER_TOKEN": make_token(config.probe.jwt_secret),
+                        "HERALD_HTTP_HOST": HOST,
+                        "HERALD_HTTP_PORT": str(api_port),
+                    }
+                )
                 await run_load(args, env, db, probe, probe_base, api_url, log_dir)
                 await bounded(lambda: client.drop_database(db_name), 60)
             finally:
@@ -292,8 +334,15 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
         probe.stop()
 
 
-async def run_load(args: argparse.Namespace, env: dict[str, str], db: Database, probe: Child, probe_base: str,
-                   api_url: str, log_dir: Path) -> None:
+async def run_load(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    db: Database,
+    probe: Child,
+    probe_base: str,
+    api_url: str,
+    log_dir: Path,
+) -> None:
     herald = Child("herald-api", "api", env, log_dir)
     worker: Child | None = None
     try:
@@ -308,42 +357,96 @@ async def run_load(args: argparse.Namespace, env: dict[str, str], db: Database, 
             await wait_planned(db, mailing_id, worker)
             load = Load(session, api_url, db, mailing_id)
             s = args.phase_seconds
-            writes = await run_phase("writes", s, session, probe_base, {"POST /clients": (args.writers, lambda n: load.post_client())})
-            bare_writes = await run_phase("writes, ceiling", s, session, probe_base, {"bare": (args.writers, load.bare_client)})
-            stats = await run_phase("statistics", s, session, probe_base, {
-                "GET /mailings/stats": (args.readers, lambda n: load.all_stats()),
-                "GET /mailings/{id}/stats": (args.readers, lambda n: load.mailing_stats())})
-            bare_stats = await run_phase("statistics, ceiling", s, session, probe_base, {
-                "all": (args.readers, lambda n: load.bare_all_stats()),
-                "one": (args.readers, lambda n: load.bare_mailing_stats())})
+            writes = await run_phase(
+                "writes", s, session, probe_base, {"POST /clients": (args.writers, lambda n: load.post_client())}
+            )
+            bare_writes = await run_phase(
+                "writes, ceiling", s, session, probe_base, {"bare": (args.writers, load.bare_client)}
+            )
+            stats = await run_phase(
+                "statistics",
+                s,
+                session,
+                probe_base,
+                {
+                    "GET /mailings/stats": (args.readers, lambda n: load.all_stats()),
+                    "GET /mailings/{id}/stats": (args.readers, lambda n: load.mailing_stats()),
+                },
+            )
+            bare_stats = await run_phase(
+                "statistics, ceiling",
+                s,
+                session,
+                probe_base,
+                {
+                    "all": (args.readers, lambda n: load.bare_all_stats()),
+                    "one": (args.readers, lambda n: load.bare_mailing_stats()),
+                },
+            )
             half = args.many_writers // 2
-            many = await run_phase("many writers", s, session, probe_base, {
-                "clients": (args.many_writers - half, lambda n: load.post_client("many")),
-                "mailings": (half, lambda n: load.post_mailing())})
+            many = await run_phase(
+                "many writers",
+                s,
+                session,
+                probe_base,
+                {
+                    "clients": (args.many_writers - half, lambda n: load.post_client("many")),
+                    "mailings": (half, lambda n: load.post_mailing()),
+                },
+            )
             herald.check_alive()
-            unsent = await bounded(lambda: db.messages.count_documents(
-                {"mailing_id": mailing_id, "status": {"$in": ["pending", "sending"]}}))
+            unsent = await bounded(
+                lambda: db.messages.count_documents(
+                    {"mailing_id": mailing_id, "status": {"$in": ["pending", "sending"]}}
+                )
+            )
     finally:
         if worker is not None:
             worker.stop()
         herald.stop()
     say("")
-    print_table([
-        latency_row(f"POST /clients, {args.writers} at once", writes.samples["POST /clients"],
-                    bare_writes.samples["bare"], 0.99, TARGET_WRITE_P99_MS, TARGET_WRITES_PER_S),
-        latency_row(f"GET /mailings/stats, {args.readers} at once", stats.samples["GET /mailings/stats"],
-                    bare_stats.samples["all"], 0.95, TARGET_STATS_P95_MS),
-        latency_row(f"GET /mailings/{{id}}/stats, {args.readers} at once", stats.samples["GET /mailings/{id}/stats"],
-                    bare_stats.samples["one"], 0.95, TARGET_STATS_P95_MS),
-        (f"{args.many_writers} writers: clients and mailings",
-         f"{sum(len(x.ms) for x in many.samples.values()) / s:,.0f} requests/s", "", ""),
-        *id_rows(load, many),
-    ])
+    print_table(
+        [
+            latency_row(
+                f"POST /clients, {args.writers} at once",
+                writes.samples["POST /clients"],
+                bare_writes.samples["bare"],
+                0.99,
+                TARGET_WRITE_P99_MS,
+                TARGET_WRITES_PER_S,
+            ),
+            latency_row(
+                f"GET /mailings/stats, {args.readers} at once",
+                stats.samples["GET /mailings/stats"],
+                bare_stats.samples["all"],
+                0.95,
+                TARGET_STATS_P95_MS,
+            ),
+            latency_row(
+                f"GET /mailings/{{id}}/stats, {args.readers} at once",
+                stats.samples["GET /mailings/{id}/stats"],
+                bare_stats.samples["one"],
+                0.95,
+                TARGET_STATS_P95_MS,
+            ),
+            (
+                f"{args.many_writers} writers: clients and mailings",
+                f"{sum(len(x.ms) for x in many.samples.values()) / s:,.0f} requests/s",
+                "",
+                "",
+            ),
+            *id_rows(load, many),
+        ]
+    )
     say("")
-    say("the mailing's delivery during each phase (emulator, unique acceptances): "
-        + ", ".join(f"{p.name} {p.delivered_per_s:,.0f} msg/s" for p in (writes, bare_writes, stats, bare_stats, many)))
-    say(f"messages of the mailing still pending or sending after the last phase: "
-        f"{'?' if unsent is None else f'{unsent:,}'} (more than 0: it was still delivering throughout)")
+    say(
+        "the mailing's delivery during each phase (emulator, unique acceptances): "
+        + ", ".join(f"{p.name} {p.delivered_per_s:,.0f} msg/s" for p in (writes, bare_writes, stats, bare_stats, many))
+    )
+    say(
+        f"messages of the mailing still pending or sending after the last phase: "
+        f"{'?' if unsent is None else f'{unsent:,}'} (more than 0: it was still delivering throughout)"
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -351,10 +454,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=100_000, help="clients, hence messages (default 100000)")
     parser.add_argument("--phase-seconds", type=float, default=8, help="length of each phase (default 8)")
     parser.add_argument("--writers", type=int, default=20, help="concurrent POST /clients (default 20)")
-    parser.add_argument("--readers", type=int, default=4,
-                        help="concurrent readers of each statistics endpoint (default 4)")
-    parser.add_argument("--many-writers", type=int, default=50,
-                        help="concurrent writers of clients and mailings in the last phase (default 50)")
+    parser.add_argument(
+        "--readers", type=int, default=4, help="concurrent readers of each statistics endpoint (default 4)"
+    )
+    parser.add_argument(
+        "--many-writers",
+        type=int,
+        default=50,
+        help="concurrent writers of clients and mailings in the last phase (default 50)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep Herald's and the emulator's logs")
     args = parser.parse_args()
     if not 1 <= args.clients <= 1_000_000 or not 1 <= args.phase_seconds <= 120:

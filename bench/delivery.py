@@ -124,8 +124,9 @@ class Child:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "herald", command], env=dict(env),
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "herald", command], env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+            )
 
     @property
     def pid(self) -> int:
@@ -156,8 +157,9 @@ class Child:
                 self.proc.wait()
 
 
-async def wait_http_ok(session: aiohttp.ClientSession, url: str, alive: Callable[[], None],
-                       timeout_s: float = 60) -> None:
+async def wait_http_ok(
+    session: aiohttp.ClientSession, url: str, alive: Callable[[], None], timeout_s: float = 60
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         alive()
@@ -191,17 +193,19 @@ class HeraldSubprocess:
     def __init__(self, config: Config, log_dir: Path) -> None:
         port = free_port()
         self.api_url = f"http://{HOST}:{port}"
-        env = child_env({
-            "HERALD_MONGO_URL": config.mongo.url,
-            "HERALD_SENDER_URL": config.sender.url,
-            "HERALD_SENDER_TOKEN": config.sender.token,
-            "HERALD_SENDER_MAX_CONNECTIONS": str(config.sender.max_connections),
-            "HERALD_HTTP_HOST": HOST,
-            "HERALD_HTTP_PORT": str(port),
-            "HERALD_DISPATCH_CONCURRENCY": str(config.dispatch.concurrency),
-            "HERALD_DISPATCH_BATCH_SIZE": str(config.dispatch.batch_size),
-            "HERALD_PLANNER_BATCH_SIZE": str(config.planner.batch_size),
-        })
+        env = child_env(
+            {
+                "HERALD_MONGO_URL": config.mongo.url,
+                "HERALD_SENDER_URL": config.sender.url,
+                "HERALD_SENDER_TOKEN": config.sender.token,
+                "HERALD_SENDER_MAX_CONNECTIONS": str(config.sender.max_connections),
+                "HERALD_HTTP_HOST": HOST,
+                "HERALD_HTTP_PORT": str(port),
+                "HERALD_DISPATCH_CONCURRENCY": str(config.dispatch.concurrency),
+                "HERALD_DISPATCH_BATCH_SIZE": str(config.dispatch.batch_size),
+                "HERALD_PLANNER_BATCH_SIZE": str(config.planner.batch_size),
+            }
+        )
         self._child = Child("herald", "serve", env, log_dir)
         self.pid: int | None = self._child.pid
 
@@ -251,13 +255,30 @@ class HeraldInProcess:
 
 def client_doc(client_id: int, now: datetime) -> dict[str, Any]:
     # 7 + operator 900 + 7 digits: unique phones, and the operator code the store would derive.
-    return {"_id": client_id, "phone": f"7900{client_id:07d}", "operator_code": "900", "tag": None,
-            "timezone": "Europe/Moscow", "created_at": now, "updated_at": now}
+    return {
+        "_id": client_id,
+        "phone": f"7900{client_id:07d}",
+        "operator_code": "900",
+        "tag": None,
+        "timezone": "Europe/Moscow",
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def message_doc(message_id: int, now: datetime) -> dict[str, Any]:
-    return {"_id": message_id, "mailing_id": 1, "client_id": message_id, "status": "pending", "created_at": now,
-            "sent_at": None, "attempts": 0, "last_error": None, "due_at": now, "lease_owner": None}
+    return {
+        "_id": message_id,
+        "mailing_id": 1,
+        "client_id": message_id,
+        "status": "pending",
+        "created_at": now,
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "due_at": now,
+        "lease_owner": None,
+    }
 
 
 def batches(first: int, last: int, size: int) -> Iterator[range]:
@@ -358,8 +379,10 @@ async def claim_and_settle(db: Database, batch_size: int, lease_s: float) -> int
     token = uuid.uuid4().hex
     await col.update_many(
         {"_id": {"$in": ids}, "attempts": 0, **due},
-        {"$set": {"status": "sending", "lease_owner": token, "due_at": now + timedelta(seconds=lease_s)},
-         "$inc": {"attempts": 1}},
+        {
+            "$set": {"status": "sending", "lease_owner": token, "due_at": now + timedelta(seconds=lease_s)},
+            "$inc": {"attempts": 1},
+        },
     )
     await db.clients.find({"_id": {"$in": [doc["client_id"] for doc in docs]}}).to_list()
     await db.mailings.find({"_id": {"$in": [1]}}).to_list()
@@ -368,8 +391,7 @@ async def claim_and_settle(db: Database, batch_size: int, lease_s: float) -> int
     return result.modified_count
 
 
-async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float,
-                           limit_s: float) -> tuple[Rate, int]:
+async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float, limit_s: float) -> tuple[Rate, int]:
     """Claim + settle rounds for about `limit_s`; returns the rate and the most messages one round settled.
 
     A round is never cut short: FerretDB carries on with an update its client gave up on, which would slow down
@@ -389,13 +411,15 @@ async def db_claim_ceiling(db: Database, batch_size: int, lease_s: float,
     return Rate(settled, time.monotonic() - started), largest
 
 
-async def measure_ceilings(base_url: str, config: Config, probe_base: str, args: argparse.Namespace,
-                           clients: int) -> Ceilings:
+async def measure_ceilings(
+    base_url: str, config: Config, probe_base: str, args: argparse.Namespace, clients: int
+) -> Ceilings:
     ceilings = Ceilings()
     sample = min(clients, args.emulator_sample)
     say(f"ceiling: emulator, {sample:,} requests at concurrency {config.dispatch.concurrency} ...")
-    ceilings.emulator = await emulator_ceiling(probe_base, config.sender.token, config.dispatch.concurrency,
-                                               sample, args.ceiling_seconds)
+    ceilings.emulator = await emulator_ceiling(
+        probe_base, config.sender.token, config.dispatch.concurrency, sample, args.ceiling_seconds
+    )
     client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=CEILING_OP_TIMEOUT_MS)
     try:
         await measure_db_ceilings(client, ceilings, config, args, clients)
@@ -406,17 +430,20 @@ async def measure_ceilings(base_url: str, config: Config, probe_base: str, args:
     return ceilings
 
 
-async def measure_db_ceilings(client: MongoClient, ceilings: Ceilings, config: Config, args: argparse.Namespace,
-                              clients: int) -> None:
+async def measure_db_ceilings(
+    client: MongoClient, ceilings: Ceilings, config: Config, args: argparse.Namespace, clients: int
+) -> None:
     name = f"bench_ceiling_{uuid.uuid4().hex[:8]}"
     db = client[name]
     try:
         say(f"ceiling: database insert_many, {clients:,} documents in batches of {config.planner.batch_size} ...")
-        ceilings.db_insert = await db_insert_ceiling(db, clients, config.planner.batch_size,
-                                                     time.monotonic() + args.ceiling_seconds)
+        ceilings.db_insert = await db_insert_ceiling(
+            db, clients, config.planner.batch_size, time.monotonic() + args.ceiling_seconds
+        )
         say(f"ceiling: database claim + settle, batches of {config.dispatch.batch_size} ...")
         ceilings.db_claim, ceilings.db_claim_batch = await db_claim_ceiling(
-            db, config.dispatch.batch_size, config.dispatch.lease_s, args.ceiling_seconds)
+            db, config.dispatch.batch_size, config.dispatch.lease_s, args.ceiling_seconds
+        )
     finally:
         await bounded(lambda: client.drop_database(name), FINAL_COUNT_TIMEOUT_S)
 
@@ -447,12 +474,17 @@ def seconds_since(origin: datetime, when: datetime) -> float:
     return (when - origin).total_seconds()
 
 
-async def create_mailing(session: aiohttp.ClientSession, api_url: str, text: str = TEXT,
-                         end_s: float = 3600) -> tuple[int, datetime]:
+async def create_mailing(
+    session: aiohttp.ClientSession, api_url: str, text: str = TEXT, end_s: float = 3600
+) -> tuple[int, datetime]:
     """A mailing to every client, started a minute ago, ending in `end_s`: its id and its end."""
     now = datetime.now(UTC)
-    body = {"text": text, "start_at": (now - timedelta(minutes=1)).isoformat(),
-            "end_at": (now + timedelta(seconds=end_s)).isoformat(), "filter": {}}
+    body = {
+        "text": text,
+        "start_at": (now - timedelta(minutes=1)).isoformat(),
+        "end_at": (now + timedelta(seconds=end_s)).isoformat(),
+        "filter": {},
+    }
     async with session.post(f"{api_url}/api/v1/mailings", json=body) as response:
         payload = await response.json(content_type=None)
         if response.status != 201:
@@ -529,10 +561,12 @@ def progress_line(watch: Watch, planned: int, accepted: int, db_ok: bool) -> str
     now = time.monotonic()
     rate = (accepted - watch.report_accepted) / max(now - watch.report_at, 1e-9)
     rss = proc_field_kb(watch.pid, "VmRSS") if watch.pid else None
-    return (f"  {seconds_since(watch.origin, datetime.now(UTC)):6.1f}s  planned {planned:>9,}"
-            f"  accepted {accepted:>9,}  ({rate:,.0f}/s now)"
-            + (f"  herald RSS {rss / 1024:.0f} MB" if rss else "")
-            + ("" if db_ok else "  [database not answering]"))
+    return (
+        f"  {seconds_since(watch.origin, datetime.now(UTC)):6.1f}s  planned {planned:>9,}"
+        f"  accepted {accepted:>9,}  ({rate:,.0f}/s now)"
+        + (f"  herald RSS {rss / 1024:.0f} MB" if rss else "")
+        + ("" if db_ok else "  [database not answering]")
+    )
 
 
 def note_planning(watch: Watch, result: HeraldResult, mailing: Mapping[str, Any] | None, accepted: int) -> None:
@@ -553,12 +587,14 @@ def note_delivery(watch: Watch, result: HeraldResult, stats: Mapping[str, Any]) 
     result.delivered = Rate(accepted, seconds_since(watch.origin, last))
     result.delivery_done = accepted >= result.wanted
     if result.delivery_done and watch.planned_at is not None and last > watch.planned_at:
-        result.delivered_after_planning = Rate(accepted - watch.accepted_when_planned,
-                                               seconds_since(watch.planned_at, last))
+        result.delivered_after_planning = Rate(
+            accepted - watch.accepted_when_planned, seconds_since(watch.planned_at, last)
+        )
 
 
-async def poll_once(session: aiohttp.ClientSession, db: Database, mailing_id: int, probe_base: str,
-                    watch: Watch, result: HeraldResult) -> bool:
+async def poll_once(
+    session: aiohttp.ClientSession, db: Database, mailing_id: int, probe_base: str, watch: Watch, result: HeraldResult
+) -> bool:
     """One round of polling; True when every message has been accepted by the emulator."""
     mailing = await bounded(lambda: db.mailings.find_one({"_id": mailing_id}, {"plan_cursor": 1, "planned_at": 1}))
     stats = await probe_stats(session, probe_base)
@@ -572,8 +608,7 @@ async def poll_once(session: aiohttp.ClientSession, db: Database, mailing_id: in
     return result.delivery_done
 
 
-async def wait_settled(db: Database, mailing_id: int, wanted: int, origin: datetime, deadline: float
-                       ) -> Rate | None:
+async def wait_settled(db: Database, mailing_id: int, wanted: int, origin: datetime, deadline: float) -> Rate | None:
     """Until every message is recorded as sent in the database: the outcome writes trail the requests."""
     while True:
         sent = await bounded(lambda: db.messages.count_documents({"mailing_id": mailing_id, "status": "sent"}))
@@ -584,13 +619,21 @@ async def wait_settled(db: Database, mailing_id: int, wanted: int, origin: datet
         await asyncio.sleep(POLL_S)
 
 
-async def run_herald(session: aiohttp.ClientSession, db: Database, herald: HeraldRunner, probe_base: str,
-                     wanted: int, watch_args: tuple[float, float, float], cpu: CpuMeter) -> HeraldResult:
+async def run_herald(
+    session: aiohttp.ClientSession,
+    db: Database,
+    herald: HeraldRunner,
+    probe_base: str,
+    wanted: int,
+    watch_args: tuple[float, float, float],
+    cpu: CpuMeter,
+) -> HeraldResult:
     """Create one mailing and watch it until the emulator has accepted every message, or it stalls, or time is up."""
     deadline, stall_s, progress_s = watch_args
     result = HeraldResult(wanted)
-    watch = Watch(datetime.now(UTC), deadline, stall_s, progress_s, herald.pid,
-                  next_report=time.monotonic() + progress_s)
+    watch = Watch(
+        datetime.now(UTC), deadline, stall_s, progress_s, herald.pid, next_report=time.monotonic() + progress_s
+    )
     cpu.start()
     mailing_id, _ = await create_mailing(session, herald.api_url)
     while True:
@@ -605,8 +648,9 @@ async def run_herald(session: aiohttp.ClientSession, db: Database, herald: Heral
     if result.delivery_done:
         result.settled = await wait_settled(db, mailing_id, wanted, watch.origin, deadline)
     result.cpu_s, result.cpu_wall_s = cpu.stop()
-    result.messages_in_db = await bounded(lambda: db.messages.count_documents({"mailing_id": mailing_id}),
-                                          FINAL_COUNT_TIMEOUT_S)
+    result.messages_in_db = await bounded(
+        lambda: db.messages.count_documents({"mailing_id": mailing_id}), FINAL_COUNT_TIMEOUT_S
+    )
     result.db_answers_after = await bounded(lambda: db.counters.find_one({})) is not None
     stats = await probe_stats(session, probe_base)
     result.requests, result.duplicates = int(stats["requests"]), int(stats["duplicates"])
@@ -642,7 +686,9 @@ def delivery_target(result: HeraldResult, smallest: HeraldResult | None) -> str:
     """The delivery target of a run and whether it holds; a larger run is held to the smallest run's rate too."""
     delivered = result.delivered.per_s
     if result.wanted <= SMALL_RUN:
-        return f">= {TARGET_DELIVERY_SMALL:,.0f}/s: {verdict(result.delivery_done and delivered >= TARGET_DELIVERY_SMALL)}"
+        return (
+            f">= {TARGET_DELIVERY_SMALL:,.0f}/s: {verdict(result.delivery_done and delivered >= TARGET_DELIVERY_SMALL)}"
+        )
     target = f">= {TARGET_DELIVERY_LARGE:,.0f}/s"
     ok = result.delivery_done and delivered >= TARGET_DELIVERY_LARGE
     if smallest is not None and smallest is not result:
@@ -651,23 +697,43 @@ def delivery_target(result: HeraldResult, smallest: HeraldResult | None) -> str:
     return f"{target}: {verdict(ok)}"
 
 
-def report_rows(result: HeraldResult, ceilings: Ceilings, smallest: HeraldResult | None
-                ) -> list[tuple[str, str, str, str, str]]:
+def report_rows(
+    result: HeraldResult, ceilings: Ceilings, smallest: HeraldResult | None
+) -> list[tuple[str, str, str, str, str]]:
     n, delivered, planned = result.wanted, result.delivered, result.planned
     rss = result.peak_rss_mb
     return [
-        ("planning, messages created/s", fmt_rate(planned, n), fmt_rate(ceilings.db_insert),
-         ratio(planned, ceilings.db_insert),
-         f">= {TARGET_PLANNING:,.0f}/s: {verdict(result.planning_done and planned.per_s >= TARGET_PLANNING)}"),
-        ("delivery end-to-end, msg/s", fmt_rate(delivered, n), fmt_rate(ceilings.emulator),
-         ratio(delivered, ceilings.emulator), delivery_target(result, smallest)),
-        ("  same, vs DB claim+settle", fmt_rate(delivered, n), fmt_rate(ceilings.db_claim),
-         ratio(delivered, ceilings.db_claim), ""),
+        (
+            "planning, messages created/s",
+            fmt_rate(planned, n),
+            fmt_rate(ceilings.db_insert),
+            ratio(planned, ceilings.db_insert),
+            f">= {TARGET_PLANNING:,.0f}/s: {verdict(result.planning_done and planned.per_s >= TARGET_PLANNING)}",
+        ),
+        (
+            "delivery end-to-end, msg/s",
+            fmt_rate(delivered, n),
+            fmt_rate(ceilings.emulator),
+            ratio(delivered, ceilings.emulator),
+            delivery_target(result, smallest),
+        ),
+        (
+            "  same, vs DB claim+settle",
+            fmt_rate(delivered, n),
+            fmt_rate(ceilings.db_claim),
+            ratio(delivered, ceilings.db_claim),
+            "",
+        ),
         ("  after planning finished, msg/s", fmt_rate(result.delivered_after_planning), "", "", ""),
         ("  recorded sent in DB, msg/s", fmt_rate(result.settled, n), "", "", ""),
         ("duplicates at the emulator", f"{result.duplicates:,}", "", "", f"0: {verdict(result.duplicates == 0)}"),
-        ("worker peak RSS, MB", "-" if rss is None else f"{rss:,.0f}", "", "",
-         f"< {TARGET_RSS_MB:.0f} MB: " + ("n/a" if rss is None else verdict(rss < TARGET_RSS_MB))),
+        (
+            "worker peak RSS, MB",
+            "-" if rss is None else f"{rss:,.0f}",
+            "",
+            "",
+            f"< {TARGET_RSS_MB:.0f} MB: " + ("n/a" if rss is None else verdict(rss < TARGET_RSS_MB)),
+        ),
     ]
 
 
@@ -681,20 +747,25 @@ def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
 
 def print_notes(result: HeraldResult, ceilings: Ceilings, config: Config) -> None:
     in_db = "?" if result.messages_in_db is None else f"{result.messages_in_db:,}"
-    say(f"clients {result.wanted:,}; dispatch concurrency {config.dispatch.concurrency}, batch "
+    say(
+        f"clients {result.wanted:,}; dispatch concurrency {config.dispatch.concurrency}, batch "
         f"{config.dispatch.batch_size}; planner batch {config.planner.batch_size}; messages in DB {in_db}; "
-        f"emulator requests {result.requests:,}")
+        f"emulator requests {result.requests:,}"
+    )
     if result.stop_reason:
-        say(f"stopped early: {result.stop_reason}; the database "
-            + ("still answers" if result.db_answers_after else "no longer answers"))
+        say(
+            f"stopped early: {result.stop_reason}; the database "
+            + ("still answers" if result.db_answers_after else "no longer answers")
+        )
     for name, rate in (("planning", result.planned), ("delivery", result.delivered), ("settled", result.settled)):
         if rate is not None:
             say(f"{name}: {rate.count:,} in {rate.seconds:.1f}s from mailing creation")
     if result.cpu_s and (span := result.cpu_wall_s) > 0:
         used = ", ".join(f"{name} {cpu:.1f}s ({cpu / span:.0%})" for name, cpu in result.cpu_s.items())
         say(f"CPU during the Herald run ({span:.0f}s), share of one core ({os.cpu_count()} cores): {used}")
-    largest = (f"; largest round {ceilings.db_claim_batch}"
-               if ceilings.db_claim_batch < config.dispatch.batch_size else "")
+    largest = (
+        f"; largest round {ceilings.db_claim_batch}" if ceilings.db_claim_batch < config.dispatch.batch_size else ""
+    )
     for name, rate, how in (
         ("emulator ceiling", ceilings.emulator, f"bare aiohttp, concurrency {config.dispatch.concurrency}"),
         ("DB insert ceiling", ceilings.db_insert, f"insert_many batches of {config.planner.batch_size}"),
@@ -732,24 +803,37 @@ def bench_config(args: argparse.Namespace, mongo_url: str, probe_base: str) -> C
     return config.replace(
         mongo={"url": mongo_url},
         # A connection pool smaller than the concurrency would cap it silently.
-        sender={"url": f"{probe_base}/v1", "token": make_token(config.probe.jwt_secret),
-                "max_connections": max(config.sender.max_connections, concurrency)},
+        sender={
+            "url": f"{probe_base}/v1",
+            "token": make_token(config.probe.jwt_secret),
+            "max_connections": max(config.sender.max_connections, concurrency),
+        },
         dispatch={"concurrency": concurrency, "batch_size": args.batch_size or config.dispatch.batch_size},
         planner={"batch_size": args.planner_batch_size or config.planner.batch_size},
     )
 
 
-async def measure_herald(session: aiohttp.ClientSession, client: MongoClient, config: Config, probe: Child,
-                         probe_base: str, ferretdb_pid: int | None, args: argparse.Namespace, deadline: float,
-                         log_dir: Path, clients: int) -> HeraldResult:
+async def measure_herald(
+    session: aiohttp.ClientSession,
+    client: MongoClient,
+    config: Config,
+    probe: Child,
+    probe_base: str,
+    ferretdb_pid: int | None,
+    args: argparse.Namespace,
+    deadline: float,
+    log_dir: Path,
+    clients: int,
+) -> HeraldResult:
     herald: HeraldRunner = HeraldInProcess(config) if args.in_process else HeraldSubprocess(config, log_dir)
     try:
         await herald.start(session)
         say(f"herald on {herald.api_url} (pid {herald.pid or 'this process'}); sending {clients:,} messages ...")
         cpu = CpuMeter({"herald": herald.pid or os.getpid(), "emulator": probe.pid, "ferretdb": ferretdb_pid})
         db = client[urlsplit(config.mongo.url).path.strip("/")]
-        result = await run_herald(session, db, herald, probe_base, clients,
-                                  (deadline, args.stall_seconds, args.progress_seconds), cpu)
+        result = await run_herald(
+            session, db, herald, probe_base, clients, (deadline, args.stall_seconds, args.progress_seconds), cpu
+        )
         if summary := herald.log_summary():
             say(f"herald's most frequent warnings and errors:\n{summary}")
         return result
@@ -760,15 +844,17 @@ async def measure_herald(session: aiohttp.ClientSession, client: MongoClient, co
 async def bench(args: argparse.Namespace, log_dir: Path) -> None:
     """One run per size, each on a fresh database of the same server, smallest first."""
     probe_base = f"http://{HOST}:{(probe_port := free_port())}"
-    probe = Child("probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}),
-                  log_dir)
+    probe = Child(
+        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
+    )
     runs: list[tuple[HeraldResult, Ceilings, Config]] = []
     try:
         with mongo_base(log_dir) as (base_url, ferretdb_pid):
             for clients in sorted(args.clients):
                 deadline = time.monotonic() + args.max_seconds - SHUTDOWN_RESERVE_S
-                runs.append(await bench_size(args, log_dir, base_url, ferretdb_pid, probe, probe_base, clients,
-                                             deadline))
+                runs.append(
+                    await bench_size(args, log_dir, base_url, ferretdb_pid, probe, probe_base, clients, deadline)
+                )
                 say("")
                 print_table(report_rows(runs[-1][0], runs[-1][1], runs[0][0]))
                 say("")
@@ -780,8 +866,16 @@ async def bench(args: argparse.Namespace, log_dir: Path) -> None:
         probe.stop()
 
 
-async def bench_size(args: argparse.Namespace, log_dir: Path, base_url: str, ferretdb_pid: int | None, probe: Child,
-                     probe_base: str, clients: int, deadline: float) -> tuple[HeraldResult, Ceilings, Config]:
+async def bench_size(
+    args: argparse.Namespace,
+    log_dir: Path,
+    base_url: str,
+    ferretdb_pid: int | None,
+    probe: Child,
+    probe_base: str,
+    clients: int,
+    deadline: float,
+) -> tuple[HeraldResult, Ceilings, Config]:
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     config = bench_config(args, with_database(base_url, db_name), probe_base)
     client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=60_000)
@@ -795,8 +889,9 @@ async def bench_size(args: argparse.Namespace, log_dir: Path, base_url: str, fer
             ceilings = await measure_ceilings(base_url, config, probe_base, args, clients)
             async with session.post(f"{probe_base}/_probe/reset") as response:
                 response.raise_for_status()
-            result = await measure_herald(session, client, config, probe, probe_base, ferretdb_pid, args,
-                                          deadline, log_dir, clients)
+            result = await measure_herald(
+                session, client, config, probe, probe_base, ferretdb_pid, args, deadline, log_dir, clients
+            )
         # The database has done its work: dropping it keeps the next size's run on a server of the same size.
         await bounded(lambda: client.drop_database(db_name), FINAL_COUNT_TIMEOUT_S)
     finally:
@@ -806,35 +901,45 @@ async def bench_size(args: argparse.Namespace, log_dir: Path, base_url: str, fer
 
 def print_summary(results: list[HeraldResult]) -> None:
     """Delivery per size next to the smallest run's: flat means the cost of a message does not grow with the data."""
-    say("delivery by size (flat: each larger run keeps "
-        f"{FLAT_SHARE:.0%} of the smallest run's rate)")
+    say(f"delivery by size (flat: each larger run keeps {FLAT_SHARE:.0%} of the smallest run's rate)")
     smallest = results[0].delivered.per_s
     for result in results:
         share = f"{result.delivered.per_s / smallest:.0%}" if smallest else "-"
-        say(f"  {result.wanted:>9,} clients  {fmt_rate(result.delivered, result.wanted):>12} msg/s  {share:>5} "
-            f"of the smallest  planning {fmt_rate(result.planned, result.wanted)} msg/s")
+        say(
+            f"  {result.wanted:>9,} clients  {fmt_rate(result.delivered, result.wanted):>12} msg/s  {share:>5} "
+            f"of the smallest  planning {fmt_rate(result.planned, result.wanted)} msg/s"
+        )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, nargs="+", default=[5_000, 100_000],
-                        help="clients, hence messages, of each run, one run per size (default 5000 100000)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        default=[5_000, 100_000],
+        help="clients, hence messages, of each run, one run per size (default 5000 100000)",
+    )
     parser.add_argument("--concurrency", type=int, help="dispatch.concurrency (default: config.yaml's)")
     parser.add_argument("--batch-size", type=int, help="dispatch.batch_size, the claim size (default: config's)")
     parser.add_argument("--planner-batch-size", type=int, help="planner.batch_size (default: config's)")
-    parser.add_argument("--max-seconds", type=float, default=600,
-                        help="hard limit of each size's run (default 600)")
-    parser.add_argument("--stall-seconds", type=float, default=180,
-                        help="stop when nothing is planned or delivered for this long (default 180: a claimed "
-                             "message that could not be sent waits out its 60 s lease first)")
+    parser.add_argument("--max-seconds", type=float, default=600, help="hard limit of each size's run (default 600)")
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=180,
+        help="stop when nothing is planned or delivered for this long (default 180: a claimed "
+        "message that could not be sent waits out its 60 s lease first)",
+    )
     parser.add_argument("--ceiling-seconds", type=float, default=30, help="limit of each ceiling (default 30)")
-    parser.add_argument("--emulator-sample", type=int, default=20_000,
-                        help="requests of the raw emulator ceiling (default 20000)")
+    parser.add_argument(
+        "--emulator-sample", type=int, default=20_000, help="requests of the raw emulator ceiling (default 20000)"
+    )
     parser.add_argument("--progress-seconds", type=float, default=5, help="progress line interval (default 5)")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the logs of Herald, the emulator and FerretDB, and say where")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run Herald in this process (no separate peak RSS)")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the logs of Herald, the emulator and FerretDB, and say where"
+    )
+    parser.add_argument("--in-process", action="store_true", help="run Herald in this process (no separate peak RSS)")
     args = parser.parse_args()
     if not all(1 <= clients < 10**7 for clients in args.clients):
         parser.error("--clients must be between 1 and 9999999")

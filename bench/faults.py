@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pymongo import AsyncMongoClient
 
 # The shared machinery of the benchmarks (subprocesses, /proc, the database ceilings) lives in delivery.py.
 from delivery import (
@@ -46,8 +47,6 @@ from delivery import (
     wait_http_ok,
     with_database,
 )
-from pymongo import AsyncMongoClient
-
 from herald.config import Config, load_config
 from herald.localdb import free_port
 from herald.probe.app import make_token
@@ -97,8 +96,14 @@ POISONED, POISON_FAILURES = 10, 3
 def poisoned(messages: int) -> Case:
     """The first POISONED messages fail POISON_FAILURES times each with a 500 (the API rejects their numbers for a
     while); every other message is healthy."""
-    return Case({"messages": {str(FIRST_MESSAGE_ID + client_id): [{"fault": "500", "count": POISON_FAILURES}]
-                              for client_id in range(1, min(POISONED, messages) + 1)}})
+    return Case(
+        {
+            "messages": {
+                str(FIRST_MESSAGE_ID + client_id): [{"fault": "500", "count": POISON_FAILURES}]
+                for client_id in range(1, min(POISONED, messages) + 1)
+            }
+        }
+    )
 
 
 def cases(messages: int) -> dict[str, Case]:
@@ -187,8 +192,9 @@ def lateness_s(seen: list[Arrival], end_at: datetime) -> float:
     return max(((a.at - end_at).total_seconds() for a in seen if a.at >= end_at), default=0.0)
 
 
-def down_window(case: Case, set_at: datetime, healed_at: datetime | None,
-                stopped_at: datetime) -> tuple[datetime, datetime] | None:
+def down_window(
+    case: Case, set_at: datetime, healed_at: datetime | None, stopped_at: datetime
+) -> tuple[datetime, datetime] | None:
     """When the fault was in force: until the bench lifted it, or (never lifted) until the case stopped. None for
     the control case and for faults of a few messages."""
     if not case.faults or "messages" in case.faults:  # a few messages' faults: the API is not down
@@ -211,8 +217,11 @@ def log_entries(log_path: Path) -> Iterator[dict[str, Any]]:
 
 def lost_answers(log_path: Path) -> set[int]:
     """Messages for which Herald got no answer to some request: it timed out or lost its connection."""
-    return {int(entry["message_id"]) for entry in log_entries(log_path)
-            if entry.get("msg") == "external API answered" and entry.get("outcome") in ("timeout", "connection")}
+    return {
+        int(entry["message_id"])
+        for entry in log_entries(log_path)
+        if entry.get("msg") == "external API answered" and entry.get("outcome") in ("timeout", "connection")
+    }
 
 
 def healthy_s(case: Case, seen: list[Arrival], set_at: datetime, messages: int) -> float | None:
@@ -238,22 +247,32 @@ def duplicates(seen: list[Arrival], lost: set[int]) -> tuple[int, int]:
 
 
 def herald_env(mongo_url: str, probe_base: str, port: int, token: str) -> dict[str, str]:
-    return child_env({
-        **HERALD_SETTINGS,
-        "HERALD_MONGO_URL": mongo_url,
-        "HERALD_SENDER_URL": f"{probe_base}/v1",
-        "HERALD_SENDER_TOKEN": token,
-        "HERALD_HTTP_HOST": HOST,
-        "HERALD_HTTP_PORT": str(port),
-        # Every request's outcome, read back to tell the documented duplicates from the others.
-        "HERALD_LOG_LEVEL": "INFO",
-        "HERALD_LOG_FORMAT": "json",
-    })
+    return child_env(
+        {
+            **HERALD_SETTINGS,
+            "HERALD_MONGO_URL": mongo_url,
+            "HERALD_SENDER_URL": f"{probe_base}/v1",
+            "HERALD_SENDER_TOKEN": token,
+            "HERALD_HTTP_HOST": HOST,
+            "HERALD_HTTP_PORT": str(port),
+            # Every request's outcome, read back to tell the documented duplicates from the others.
+            "HERALD_LOG_LEVEL": "INFO",
+            "HERALD_LOG_FORMAT": "json",
+        }
+    )
 
 
-async def watch(session: aiohttp.ClientSession, db: Database, probe_base: str, case: Case, mailing_id: int,
-                messages: int, end_at: datetime, set_at: datetime, herald: Child
-                ) -> tuple[dict[str, int], datetime | None]:
+async def watch(
+    session: aiohttp.ClientSession,
+    db: Database,
+    probe_base: str,
+    case: Case,
+    mailing_id: int,
+    messages: int,
+    end_at: datetime,
+    set_at: datetime,
+    herald: Child,
+) -> tuple[dict[str, int], datetime | None]:
     """Poll until every message is final or the mailing ended AFTER_END_S ago; lift the fault when its time
     comes. Returns the last counts and when the fault was lifted."""
     healed_at = None
@@ -261,42 +280,50 @@ async def watch(session: aiohttp.ClientSession, db: Database, probe_base: str, c
     counts: dict[str, int] = {}
     while datetime.now(UTC) < stop_at:
         herald.check_alive()
-        if case.heal_after_s is not None and healed_at is None and \
-                datetime.now(UTC) >= set_at + timedelta(seconds=case.heal_after_s):
+        if (
+            case.heal_after_s is not None
+            and healed_at is None
+            and datetime.now(UTC) >= set_at + timedelta(seconds=case.heal_after_s)
+        ):
             await put_faults(session, probe_base, {"outage": False, "latency_ms": 0, "script": []})
             healed_at = datetime.now(UTC)
         counts = await count_by_status(db, mailing_id) or counts
-        if sum(counts.get(status, 0) for status in FINAL) >= messages and \
-                (case.heal_after_s is None or healed_at is not None):
+        if sum(counts.get(status, 0) for status in FINAL) >= messages and (
+            case.heal_after_s is None or healed_at is not None
+        ):
             break
         await asyncio.sleep(POLL_S)
     return counts, healed_at
 
 
-async def run_case(name: str, case: Case, client: MongoClient, base_url: str, config: Config, messages: int,
-                   log_dir: Path) -> CaseResult:
+async def run_case(
+    name: str, case: Case, client: MongoClient, base_url: str, config: Config, messages: int, log_dir: Path
+) -> CaseResult:
     slug = re.sub(r"\W+", "-", name).strip("-")
     db_name = f"bench_faults_{uuid.uuid4().hex[:8]}"
     db = client[db_name]
     await seed_clients(db, messages)
     probe_port, herald_port = free_port(), free_port()
     probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{herald_port}"
-    probe = Child(f"probe-{slug}", "probe",
-                  child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir)
+    probe = Child(
+        f"probe-{slug}", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
+    )
     herald: Child | None = None
     result = CaseResult(name, case, messages)
     try:
-        herald = Child(f"herald-{slug}", "serve", herald_env(with_database(base_url, db_name), probe_base,
-                                                             herald_port, make_token(config.probe.jwt_secret)),
-                       log_dir)
+        herald = Child(
+            f"herald-{slug}",
+            "serve",
+            herald_env(with_database(base_url, db_name), probe_base, herald_port, make_token(config.probe.jwt_secret)),
+            log_dir,
+        )
         async with aiohttp.ClientSession(timeout=CONTROL_TIMEOUT) as session:
             await wait_http_ok(session, f"{probe_base}/_probe/stats", probe.check_alive)
             await wait_http_ok(session, f"{api_url}/readyz", herald.check_alive)
             await put_faults(session, probe_base, case.faults)
             set_at = datetime.now(UTC)
             mailing_id, end_at = await create_mailing(session, api_url, "Fault bench", case.end_s)
-            counts, healed_at = await watch(session, db, probe_base, case, mailing_id, messages, end_at,
-                                             set_at, herald)
+            counts, healed_at = await watch(session, db, probe_base, case, mailing_id, messages, end_at, set_at, herald)
             stopped_at = datetime.now(UTC)
             result.done_s = (stopped_at - set_at).total_seconds()
             # Stopped before the ledger is read, so that nothing Herald still does can arrive unseen.
@@ -335,8 +362,20 @@ async def claim_settle_ceiling(client: MongoClient, config: Config, messages: in
 # Report
 
 
-HEADER = ("fault", "messages", "sent", "expired", "failed", "other", "duplicate deliveries",
-          "max lateness after end_at", "requests", "requests while down", "case took", "check")
+HEADER = (
+    "fault",
+    "messages",
+    "sent",
+    "expired",
+    "failed",
+    "other",
+    "duplicate deliveries",
+    "max lateness after end_at",
+    "requests",
+    "requests while down",
+    "case took",
+    "check",
+)
 
 
 def row(result: CaseResult) -> tuple[str, ...]:
@@ -347,9 +386,20 @@ def row(result: CaseResult) -> tuple[str, ...]:
     check = "PASS" if not problems else "FAIL: " + ", ".join(problems)
     if result.duplicates and not problems:
         check += " (duplicates: each after a timeout, documented)"
-    return (result.name, f"{result.messages:,}", f"{counts.get('sent', 0):,}", f"{counts.get('expired', 0):,}",
-            f"{counts.get('failed', 0):,}", f"{other:,}", f"{result.duplicates:,}", f"{result.lateness_s:.3f}s",
-            f"{result.requests:,}", down, f"{result.done_s:.1f}s", check)
+    return (
+        result.name,
+        f"{result.messages:,}",
+        f"{counts.get('sent', 0):,}",
+        f"{counts.get('expired', 0):,}",
+        f"{counts.get('failed', 0):,}",
+        f"{other:,}",
+        f"{result.duplicates:,}",
+        f"{result.lateness_s:.3f}s",
+        f"{result.requests:,}",
+        down,
+        f"{result.done_s:.1f}s",
+        check,
+    )
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:
@@ -360,32 +410,49 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def print_notes(results: list[CaseResult], ceiling: Rate | None) -> None:
-    say("Herald: `herald serve` per case, config.yaml's defaults except "
-        + ", ".join(f"{key.removeprefix('HERALD_').lower()}={value}" for key, value in HERALD_SETTINGS.items()))
-    say(f"mailings end {RECOVERING_END_S:.0f}s after creation ({OUTLASTING_END_S:.0f}s for the outage that "
+    say(
+        "Herald: `herald serve` per case, config.yaml's defaults except "
+        + ", ".join(f"{key.removeprefix('HERALD_').lower()}={value}" for key, value in HERALD_SETTINGS.items())
+    )
+    say(
+        f"mailings end {RECOVERING_END_S:.0f}s after creation ({OUTLASTING_END_S:.0f}s for the outage that "
         "outlasts it); a case stops when every message is final, or "
-        f"{AFTER_END_S:.0f}s after the end. 'case took': from setting the fault to that stop.")
-    say("requests while down: those the emulator received while the fault was in force (until the bench lifted "
+        f"{AFTER_END_S:.0f}s after the end. 'case took': from setting the fault to that stop."
+    )
+    say(
+        "requests while down: those the emulator received while the fault was in force (until the bench lifted "
         f"it, {BURST_S:.0f}s after it set it for a burst; for an outage never lifted, until the case stopped). They "
         "include the first wave: up to dispatch.start_concurrency (10) requests, then a few more as the limit learns,"
-        " leave before failures open the breaker.")
-    say("duplicate deliveries: extra acceptances of a msgId at the emulator; each must follow a request whose "
-        "answer Herald lost (timeout or connection, from its log), the documented case 1 of the delivery guarantee.")
+        " leave before failures open the breaker."
+    )
+    say(
+        "duplicate deliveries: extra acceptances of a msgId at the emulator; each must follow a request whose "
+        "answer Herald lost (timeout or connection, from its log), the documented case 1 of the delivery guarantee."
+    )
     control = next((r for r in results if not r.case.faults and r.final), None)
     if control is not None and control.done_s > 0:
-        say(f"Herald without faults: {control.messages:,} messages final in {control.done_s:.1f}s "
-            f"({control.messages / control.done_s:,.0f} msg/s, including planning and polling)")
+        say(
+            f"Herald without faults: {control.messages:,} messages final in {control.done_s:.1f}s "
+            f"({control.messages / control.done_s:,.0f} msg/s, including planning and polling)"
+        )
     poison = next((r for r in results if "messages" in r.case.faults), None)
     if poison is not None:
         healthy = poison.messages - len(poison.case.faults["messages"])
-        say(f"poison messages among healthy ones: {len(poison.case.faults['messages'])} messages failed "
+        say(
+            f"poison messages among healthy ones: {len(poison.case.faults['messages'])} messages failed "
             f"{POISON_FAILURES} times each; the {healthy:,} healthy ones were all delivered in "
             + ("-" if poison.healthy_s is None else f"{poison.healthy_s:.1f}s")
-            + ("" if control is None or control.healthy_s is None else
-               f" (without faults: all {control.messages:,} in {control.healthy_s:.1f}s)"))
+            + (
+                ""
+                if control is None or control.healthy_s is None
+                else f" (without faults: all {control.messages:,} in {control.healthy_s:.1f}s)"
+            )
+        )
     if ceiling is not None:
-        say(f"database ceiling (bare PyMongo, Herald's claim and settle, same FerretDB): {ceiling.per_s:,.0f} msg/s "
-            f"({ceiling.count:,} in {ceiling.seconds:.1f}s)")
+        say(
+            f"database ceiling (bare PyMongo, Herald's claim and settle, same FerretDB): {ceiling.per_s:,.0f} msg/s "
+            f"({ceiling.count:,} in {ceiling.seconds:.1f}s)"
+        )
 
 
 # Wiring
@@ -417,8 +484,13 @@ async def bench(args: argparse.Namespace, log_dir: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=200, help="messages per mailing (default 200)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", choices=list(cases(1)),
-                        help="run only these cases, by their names in the table")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=list(cases(1)),
+        help="run only these cases, by their names in the table",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep Herald's and the emulator's logs")
     args = parser.parse_args()
     if not 1 <= args.messages <= 5000:

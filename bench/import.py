@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from pymongo import AsyncMongoClient
 
 # The shared machinery of the benchmarks lives in delivery.py.
 from delivery import (
@@ -37,8 +38,6 @@ from delivery import (
     wait_http_ok,
     with_database,
 )
-from pymongo import AsyncMongoClient
-
 from herald.localdb import free_port
 
 TARGET_PER_S = 5000.0
@@ -68,13 +67,23 @@ async def ceiling(client: MongoClient, base_url: str, path: Path) -> Rate:
     now, done, next_id = datetime.now(UTC), 0, 1
     started = time.monotonic()
     try:
-        lines = path.read_text().splitlines()[1:]
+        lines = (await asyncio.to_thread(path.read_text)).splitlines()[1:]
         for first in range(0, len(lines), BATCH):
-            rows = [line.split(",") for line in lines[first:first + BATCH]]
+            rows = [line.split(",") for line in lines[first : first + BATCH]]
             rows = [row for row in rows if len(row[0]) == 11]
             await db.clients.find({"phone": {"$in": [row[0] for row in rows]}}).to_list()
-            docs = [{"_id": next_id + i, "phone": row[0], "operator_code": row[0][1:4], "tag": row[2] or None,
-                     "timezone": row[3], "created_at": now, "updated_at": now} for i, row in enumerate(rows)]
+            docs = [
+                {
+                    "_id": next_id + i,
+                    "phone": row[0],
+                    "operator_code": row[0][1:4],
+                    "tag": row[2] or None,
+                    "timezone": row[3],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i, row in enumerate(rows)
+            ]
             await db.clients.insert_many(docs, ordered=False)
             next_id += len(docs)
             done += len(docs)
@@ -83,13 +92,15 @@ async def ceiling(client: MongoClient, base_url: str, path: Path) -> Rate:
         await bounded(lambda: client.drop_database(db.name), 60)
 
 
-async def run_import(session: aiohttp.ClientSession, api_url: str, path: Path, mode: str, pid: int,
-                     deadline: float) -> tuple[dict, float, float]:
+async def run_import(
+    session: aiohttp.ClientSession, api_url: str, path: Path, mode: str, pid: int, deadline: float
+) -> tuple[dict, float, float]:
     """POST the file, poll until done; returns the resource, the seconds from the POST, and the peak RSS in MB."""
     started = time.monotonic()
     with path.open("rb") as body:
-        async with session.post(f"{api_url}/api/v1/clients/import?mode={mode}", data=body,
-                                headers={"Content-Type": "text/csv"}) as response:
+        async with session.post(
+            f"{api_url}/api/v1/clients/import?mode={mode}", data=body, headers={"Content-Type": "text/csv"}
+        ) as response:
             if response.status != 202:
                 raise RuntimeError(f"import refused: {response.status} {await response.text()}")
             location = response.headers["Location"]
@@ -116,15 +127,25 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
             try:
                 say("ceiling: bare PyMongo, batch by batch ...")
                 bare = await ceiling(client, base_url, path)
-                api = Child("herald-api", "api", child_env({
-                    "HERALD_MONGO_URL": with_database(base_url, db_name), "HERALD_HTTP_HOST": HOST,
-                    "HERALD_HTTP_PORT": str(api_port)}), log_dir)
+                api = Child(
+                    "herald-api",
+                    "api",
+                    child_env(
+                        {
+                            "HERALD_MONGO_URL": with_database(base_url, db_name),
+                            "HERALD_HTTP_HOST": HOST,
+                            "HERALD_HTTP_PORT": str(api_port),
+                        }
+                    ),
+                    log_dir,
+                )
                 try:
                     async with aiohttp.ClientSession(timeout=CONTROL_TIMEOUT) as session:
                         await wait_http_ok(session, f"{api_url}/readyz", api.check_alive)
                         say(f"importing with mode={args.mode} ...")
-                        resource, seconds, rss = await run_import(session, api_url, path, args.mode, api.pid,
-                                                                  time.monotonic() + args.max_seconds)
+                        resource, seconds, rss = await run_import(
+                            session, api_url, path, args.mode, api.pid, time.monotonic() + args.max_seconds
+                        )
                 finally:
                     api.stop()
                 await bounded(lambda: client.drop_database(db_name), 60)
@@ -137,16 +158,24 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     done = resource["status"] == "done" and resource["processed"] == args.clients
     say("")
     say(f"{'metric':<32}{'Herald':>14}{'ceiling':>14}  target")
-    say(f"{'import, lines/s':<32}{rate:>14,.0f}{bare.per_s:>14,.0f}  >= {TARGET_PER_S:,.0f}/s: "
-        + ("PASS" if done and rate >= TARGET_PER_S else "FAIL"))
-    say(f"{'API peak RSS, MB':<32}{rss:>14,.0f}{'':>14}  < {TARGET_RSS_MB:.0f} MB: "
-        + ("PASS" if rss < TARGET_RSS_MB else "FAIL"))
+    say(
+        f"{'import, lines/s':<32}{rate:>14,.0f}{bare.per_s:>14,.0f}  >= {TARGET_PER_S:,.0f}/s: "
+        + ("PASS" if done and rate >= TARGET_PER_S else "FAIL")
+    )
+    say(
+        f"{'API peak RSS, MB':<32}{rss:>14,.0f}{'':>14}  < {TARGET_RSS_MB:.0f} MB: "
+        + ("PASS" if rss < TARGET_RSS_MB else "FAIL")
+    )
     say("")
-    say(f"import {resource['status']} in {seconds:.1f}s from the POST: processed {resource['processed']:,}, "
+    say(
+        f"import {resource['status']} in {seconds:.1f}s from the POST: processed {resource['processed']:,}, "
         f"created {resource['created']:,}, updated {resource['updated']:,}, skipped {resource['skipped']:,}, "
-        f"failed {resource['failed']:,} (expected {args.clients - valid:,})")
-    say(f"ceiling: {bare.count:,} clients in {bare.seconds:.1f}s (bare PyMongo: per batch of {BATCH}, the phones "
-        "looked up, then insert_many)")
+        f"failed {resource['failed']:,} (expected {args.clients - valid:,})"
+    )
+    say(
+        f"ceiling: {bare.count:,} clients in {bare.seconds:.1f}s (bare PyMongo: per batch of {BATCH}, the phones "
+        "looked up, then insert_many)"
+    )
 
 
 def parse_args() -> argparse.Namespace:

@@ -34,6 +34,8 @@ from typing import Any
 
 import aiohttp
 import pymongo
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 # The shared machinery of the benchmarks lives in delivery.py, and the emulator's ledger helpers in faults.py.
 from delivery import (
@@ -54,9 +56,6 @@ from delivery import (
     with_database,
 )
 from faults import Arrival, arrivals, log_entries, put_faults
-from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
-
 from herald.config import Config, DispatchConfig, load_config
 from herald.localdb import free_port
 from herald.probe.app import make_token
@@ -139,10 +138,18 @@ class Operations:
         self._round += 1
         n = self._round
         # Seeded clients are 1..clients; the two writes touch different ones so neither waits for the other.
-        for op, call in zip(HERALD_OPS + CEILING_OPS, (
-            self.get_stats, lambda: self.post_client(n), lambda: self.patch_client(n),
-            self.bare_stats, lambda: self.bare_insert(n), lambda: self.bare_update(n),
-        ), strict=True):
+        for op, call in zip(
+            HERALD_OPS + CEILING_OPS,
+            (
+                self.get_stats,
+                lambda: self.post_client(n),
+                lambda: self.patch_client(n),
+                self.bare_stats,
+                lambda: self.bare_insert(n),
+                lambda: self.bare_update(n),
+            ),
+            strict=True,
+        ):
             if time.monotonic() >= stop_at:
                 return
             await timings.time(phase, op, call)
@@ -160,8 +167,9 @@ class Operations:
 
     async def patch_client(self, n: int) -> bool:
         client_id = 1 + (2 * n) % self._clients
-        async with self._session.patch(f"{self._api}/clients/{client_id}", json={"tag": f"round-{n}"},
-                                       timeout=REQUEST_TIMEOUT) as response:
+        async with self._session.patch(
+            f"{self._api}/clients/{client_id}", json={"tag": f"round-{n}"}, timeout=REQUEST_TIMEOUT
+        ) as response:
             await response.read()
             return response.status == 200
 
@@ -171,8 +179,10 @@ class Operations:
             mailings = await self._db.mailings.find({"deleted_at": None}).sort("_id", 1).limit(51).to_list()
             ids = [m["_id"] for m in mailings]
             for mailing_ids in ({"$gte": min(ids), "$lte": max(ids)}, {"$gte": 0}):
-                pipeline = [{"$match": {"mailing_id": mailing_ids}},
-                            {"$group": {"_id": {"mailing_id": "$mailing_id", "status": "$status"}, "n": {"$sum": 1}}}]
+                pipeline = [
+                    {"$match": {"mailing_id": mailing_ids}},
+                    {"$group": {"_id": {"mailing_id": "$mailing_id", "status": "$status"}, "n": {"$sum": 1}}},
+                ]
                 await (await self._db.messages.aggregate(pipeline)).to_list()
         return True
 
@@ -180,22 +190,31 @@ class Operations:
         # Ids and phones far from Herald's own: these clients exist only for the ceiling.
         now = datetime.now(UTC)
         with pymongo.timeout(REQUEST_TIMEOUT.total):
-            await self._db.clients.insert_one({
-                "_id": 10**8 + n, "phone": f"7902{n:07d}", "operator_code": "902", "tag": "ceiling",
-                "timezone": "Europe/Moscow", "created_at": now, "updated_at": now,
-            })
+            await self._db.clients.insert_one(
+                {
+                    "_id": 10**8 + n,
+                    "phone": f"7902{n:07d}",
+                    "operator_code": "902",
+                    "tag": "ceiling",
+                    "timezone": "Europe/Moscow",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         return True
 
     async def bare_update(self, n: int) -> bool:
         client_id = 2 + (2 * n) % self._clients
         with pymongo.timeout(REQUEST_TIMEOUT.total):
-            await self._db.clients.update_one({"_id": client_id}, {"$set": {"tag": f"round-{n}",
-                                                                            "updated_at": datetime.now(UTC)}})
+            await self._db.clients.update_one(
+                {"_id": client_id}, {"$set": {"tag": f"round-{n}", "updated_at": datetime.now(UTC)}}
+            )
         return True
 
 
-async def run_phase(phase: Phase, ops: Operations, timings: Timings, session: aiohttp.ClientSession,
-                    probe_base: str, round_s: float) -> None:
+async def run_phase(
+    phase: Phase, ops: Operations, timings: Timings, session: aiohttp.ClientSession, probe_base: str, round_s: float
+) -> None:
     """Set the phase's faults, then run a round every `round_s` (or back to back if a round takes longer)."""
     await put_faults(session, probe_base, phase.faults)
     phase.started = datetime.now(UTC)
@@ -244,8 +263,11 @@ def rss_over(samples: list[RssSample], start: datetime, end: datetime, which: st
 
 def breaker_changes(log_path: Path) -> list[tuple[datetime, str]]:
     """(when, new state) of each change of the worker's circuit breaker, from its JSON log."""
-    return [(datetime.fromisoformat(entry["ts"]), str(entry["breaker"])) for entry in log_entries(log_path)
-            if str(entry.get("msg", "")).startswith("circuit breaker ")]
+    return [
+        (datetime.fromisoformat(entry["ts"]), str(entry["breaker"]))
+        for entry in log_entries(log_path)
+        if str(entry.get("msg", "")).startswith("circuit breaker ")
+    ]
 
 
 def trials_allowed(seconds: float, dispatch: DispatchConfig) -> int:
@@ -258,15 +280,17 @@ def trials_allowed(seconds: float, dispatch: DispatchConfig) -> int:
 
 
 def herald_env(config: Config, mongo_url: str, probe_base: str, api_port: int, worker_port: int) -> dict[str, str]:
-    return child_env({
-        "HERALD_MONGO_URL": mongo_url,
-        "HERALD_SENDER_URL": f"{probe_base}/v1",
-        "HERALD_SENDER_TOKEN": make_token(config.probe.jwt_secret),
-        "HERALD_HTTP_HOST": HOST,
-        "HERALD_HTTP_PORT": str(api_port),
-        "HERALD_HTTP_WORKER_PORT": str(worker_port),
-        "HERALD_LOG_FORMAT": "json",  # the worker's breaker changes are read back from it
-    })
+    return child_env(
+        {
+            "HERALD_MONGO_URL": mongo_url,
+            "HERALD_SENDER_URL": f"{probe_base}/v1",
+            "HERALD_SENDER_TOKEN": make_token(config.probe.jwt_secret),
+            "HERALD_HTTP_HOST": HOST,
+            "HERALD_HTTP_PORT": str(api_port),
+            "HERALD_HTTP_WORKER_PORT": str(worker_port),
+            "HERALD_LOG_FORMAT": "json",  # the worker's breaker changes are read back from it
+        }
+    )
 
 
 async def wait_planned(db: Database, mailing_id: int, worker: Child) -> None:
@@ -282,7 +306,8 @@ async def wait_planned(db: Database, mailing_id: int, worker: Child) -> None:
 
 async def unsent(db: Database, mailing_id: int) -> int | None:
     count: int | None = await bounded(
-        lambda: db.messages.count_documents({"mailing_id": mailing_id, "status": {"$in": ["pending", "sending"]}}))
+        lambda: db.messages.count_documents({"mailing_id": mailing_id, "status": {"$in": ["pending", "sending"]}})
+    )
     return count
 
 
@@ -332,8 +357,10 @@ class Report:
     def rss_rows(self) -> None:
         fault_start, fault_end = self.faults[0].started, self.faults[-1].ended
         assert fault_start is not None and fault_end is not None
-        for which, label in (("worker_kb", "worker RSS MB, start / peak / end"),
-                             ("api_kb", "API process RSS MB, start / peak / end")):
+        for which, label in (
+            ("worker_kb", "worker RSS MB, start / peak / end"),
+            ("api_kb", "API process RSS MB, start / peak / end"),
+        ):
             cells = []
             for phase in self.phases:
                 assert phase.started is not None and phase.ended is not None
@@ -342,8 +369,10 @@ class Report:
             whole = rss_over(self.rss, fault_start, fault_end, which)
             target = ""
             if which == "worker_kb" and whole is not None:
-                target = (f"flat: +{whole.growth_mb:.1f} MB over the faults, < {TARGET_RSS_GROWTH_MB:.0f}: "
-                          f"{verdict(whole.growth_mb < TARGET_RSS_GROWTH_MB)}")
+                target = (
+                    f"flat: +{whole.growth_mb:.1f} MB over the faults, < {TARGET_RSS_GROWTH_MB:.0f}: "
+                    f"{verdict(whole.growth_mb < TARGET_RSS_GROWTH_MB)}"
+                )
             self.add(label, cells, target)
 
     def dead_api_rows(self) -> None:
@@ -363,17 +392,21 @@ class Report:
         assert fault_end is not None
         allowed = trials_allowed((fault_end - opened).total_seconds(), self.dispatch)
         per_phase = [f"{sum(p.holds(a.at) for a in after_open):,}" if p.is_fault else "-" for p in self.phases]
-        self.add("  of which after the breaker opened", per_phase,
-                 f"{len(after_open)}, <= {allowed} (its trials after each pause): "
-                 f"{verdict(len(after_open) <= allowed)}")
+        self.add(
+            "  of which after the breaker opened",
+            per_phase,
+            f"{len(after_open)}, <= {allowed} (its trials after each pause): {verdict(len(after_open) <= allowed)}",
+        )
 
     def build(self) -> list[tuple[str, ...]]:
         self.latency_rows(HERALD_OPS, judged=True)
         self.latency_rows(CEILING_OPS, judged=False)
         self.rss_rows()
         self.dead_api_rows()
-        self.add("messages pending or sending at the end", [
-            "?" if p.unsent_at_end is None else f"{p.unsent_at_end:,}" for p in self.phases])
+        self.add(
+            "messages pending or sending at the end",
+            ["?" if p.unsent_at_end is None else f"{p.unsent_at_end:,}" for p in self.phases],
+        )
         return self.rows
 
 
@@ -390,10 +423,12 @@ def print_notes(report: Report, args: argparse.Namespace) -> None:
     assert first is not None
     changes = ", ".join(f"{state} +{(at - first).total_seconds():.1f}s" for at, state in report.breaker if at >= first)
     say(f"breaker changes from the start of the hang (worker's log): {changes or 'none'}")
-    say(f"{args.messages:,} clients, one mailing to all of them; phases: healthy {args.healthy_seconds:.0f}s, then "
+    say(
+        f"{args.messages:,} clients, one mailing to all of them; phases: healthy {args.healthy_seconds:.0f}s, then "
         f"{args.phase_seconds:.0f}s each of the API hanging ({HANG_MS / 1000:.0f}s, then 503) and down (503 at "
         f"once); a round of the six timed operations every {args.round_seconds}s, or back to back when one takes "
-        "longer; config.yaml's defaults (sender timeout 10s, breaker pause 2s doubling to 60s, concurrency 200)")
+        "longer; config.yaml's defaults (sender timeout 10s, breaker pause 2s doubling to 60s, concurrency 200)"
+    )
     rounds = ", ".join(f"{p.name} {len(report.timings.ms.get((p.name, HERALD_OPS[0]), []))}" for p in report.phases)
     say(f"rounds timed (samples per percentile): {rounds}")
     errors = {key: n for key, n in report.timings.errors.items() if n}
@@ -409,8 +444,9 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     config = load_config(env={})
     probe_port, api_port, worker_port = free_port(), free_port(), free_port()
     probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{api_port}"
-    probe = Child("probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}),
-                  log_dir)
+    probe = Child(
+        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
+    )
     try:
         with mongo_base(log_dir) as (base_url, _):
             db_name = f"bench_isolation_{uuid.uuid4().hex[:8]}"
@@ -420,7 +456,9 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
                 say(f"seeding {args.messages:,} clients ...")
                 await seed_clients(db, args.messages)
                 env = herald_env(config, with_database(base_url, db_name), probe_base, api_port, worker_port)
-                report = await run_herald(args, config.dispatch, env, db, probe, probe_base, api_url, worker_port, log_dir)
+                report = await run_herald(
+                    args, config.dispatch, env, db, probe, probe_base, api_url, worker_port, log_dir
+                )
                 if os.environ.get("HERALD_MONGO_URL"):
                     await bounded(lambda: client.drop_database(db_name), 60)
             finally:
@@ -433,8 +471,17 @@ async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     print_notes(report, args)
 
 
-async def run_herald(args: argparse.Namespace, dispatch: DispatchConfig, env: dict[str, str], db: Database,
-                     probe: Child, probe_base: str, api_url: str, worker_port: int, log_dir: Path) -> Report:
+async def run_herald(
+    args: argparse.Namespace,
+    dispatch: DispatchConfig,
+    env: dict[str, str],
+    db: Database,
+    probe: Child,
+    probe_base: str,
+    api_url: str,
+    worker_port: int,
+    log_dir: Path,
+) -> Report:
     all_phases = phases(args.healthy_seconds, args.phase_seconds)
     timings = Timings()
     rss: list[RssSample] = []
@@ -482,8 +529,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=4000, help="clients, hence messages (default 4000)")
     parser.add_argument("--phase-seconds", type=float, default=60, help="length of each fault phase (default 60)")
     parser.add_argument("--healthy-seconds", type=float, default=20, help="length of the healthy phase (default 20)")
-    parser.add_argument("--round-seconds", type=float, default=0.25,
-                        help="a round of the six timed operations starts this often (default 0.25)")
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        default=0.25,
+        help="a round of the six timed operations starts this often (default 0.25)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep Herald's and the emulator's logs")
     args = parser.parse_args()
     if not 1 <= args.messages <= 100_000:

@@ -26,7 +26,6 @@ from herald.store.db import Database, connect, ensure_indexes
 from tests.helpers import T0
 
 
-
 @pytest.fixture(scope="session")
 def mongo_base_url() -> Iterator[str]:
     """A MongoDB-compatible server for the whole run: $HERALD_MONGO_URL if set, else a FerretDB of our own."""
@@ -155,8 +154,12 @@ class Workers:
             "HERALD_PLANNER_POLL_S": "0.05",
             **env,
         }
-        process = subprocess.Popen([sys.executable, "-m", "herald", "worker"], env=environment,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "herald", "worker"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.started.append(process)
         return process
 

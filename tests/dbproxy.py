@@ -46,14 +46,14 @@ def command_of(message: bytes) -> dict[str, Any] | None:
         kind = message[offset]
         (length,) = struct.unpack_from("<i", message, offset + 1)
         if kind == 0:
-            command.update(bson.decode(message[offset + 1:offset + 1 + length]))
+            command.update(bson.decode(message[offset + 1 : offset + 1 + length]))
         else:  # a document sequence: its size, a name, then documents
             end = offset + 1 + length
             name_end = message.index(b"\x00", offset + 5)
-            name, cursor, documents = message[offset + 5:name_end].decode(), name_end + 1, []
+            name, cursor, documents = message[offset + 5 : name_end].decode(), name_end + 1, []
             while cursor < end:
                 (size,) = struct.unpack_from("<i", message, cursor)
-                documents.append(bson.decode(message[cursor:cursor + size]))
+                documents.append(bson.decode(message[cursor : cursor + size]))
                 cursor += size
             command[name] = documents
         offset += 1 + length
@@ -128,8 +128,9 @@ class DatabaseProxy:
                 writer.transport.abort()
 
     @staticmethod
-    async def _replies(server_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
-                       lost: set[int], held: set[int]) -> None:
+    async def _replies(
+        server_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter, lost: set[int], held: set[int]
+    ) -> None:
         try:
             while True:
                 message = await read_message(server_reader)

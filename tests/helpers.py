@@ -39,13 +39,13 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
         await asyncio.sleep(interval)
 
 
-
 async def add_clients(api: Any, count: int, start: int = 0, **fields: Any) -> list[dict[str, Any]]:
     """Create clients through the API: phones 7900000000<start>..., Moscow time unless told."""
     clients = []
     for i in range(start, start + count):
-        response = await api.post("/api/v1/clients", json={"phone": f"7900{i:07d}", "timezone": "Europe/Moscow",
-                                                           **fields})
+        response = await api.post(
+            "/api/v1/clients", json={"phone": f"7900{i:07d}", "timezone": "Europe/Moscow", **fields}
+        )
         assert response.status == 201, await response.text()
         clients.append(await response.json())
     return clients
@@ -83,11 +83,20 @@ async def insert_clients(db: Any, count: int, now: datetime = T0) -> None:
     """A directory of clients 1..count written straight to the database (the API's one-by-one path is tested
     elsewhere), in batches the server takes in one command."""
     for first in range(1, count + 1, 5000):
-        await db.clients.insert_many([
-            {"_id": i, "phone": f"79{i:09d}", "operator_code": "900", "tag": None, "timezone": "UTC",
-             "created_at": now, "updated_at": now}
-            for i in range(first, min(first + 5000, count + 1))
-        ])
+        await db.clients.insert_many(
+            [
+                {
+                    "_id": i,
+                    "phone": f"79{i:09d}",
+                    "operator_code": "900",
+                    "tag": None,
+                    "timezone": "UTC",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(first, min(first + 5000, count + 1))
+            ]
+        )
 
 
 class CommandRecorder(CommandListener):

@@ -26,8 +26,12 @@ class SigningKey:
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def jwk(self) -> dict[str, Any]:
-        return {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key())),
-                "kid": self.kid, "use": "sig", "alg": "RS256"}
+        return {
+            **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key())),
+            "kid": self.kid,
+            "use": "sig",
+            "alg": "RS256",
+        }
 
 
 class IdentityProvider:
@@ -46,16 +50,28 @@ class IdentityProvider:
 
     def token(self, *, key: SigningKey | None = None, lifetime_s: float = 300, **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": self.issuer, "aud": AUDIENCE, "sub": "user-1", "iat": now, "exp": now + lifetime_s,
-                "name": "Ada", **claims}
+        body = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": "user-1",
+            "iat": now,
+            "exp": now + lifetime_s,
+            "name": "Ada",
+            **claims,
+        }
         key = key or self.keys[0]
         return jwt.encode(body, key.private, algorithm="RS256", headers={"kid": key.kid})
 
     def app(self) -> web.Application:
         async def discovery(request: web.Request) -> web.Response:
-            return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.issuer}/jwks",
-                                      "authorization_endpoint": f"{self.issuer}/auth",
-                                      "token_endpoint": f"{self.issuer}/token"})
+            return web.json_response(
+                {
+                    "issuer": self.issuer,
+                    "jwks_uri": f"{self.issuer}/jwks",
+                    "authorization_endpoint": f"{self.issuer}/auth",
+                    "token_endpoint": f"{self.issuer}/token",
+                }
+            )
 
         async def jwks(request: web.Request) -> web.Response:
             self.jwks_fetches += 1
@@ -87,5 +103,6 @@ async def idp() -> AsyncIterator[IdentityProvider]:
 
 def oidc_config(config: Config, idp: IdentityProvider, **auth: Any) -> Config:
     """`config` with access control on, trusting `idp`, and refetching keys on any unknown kid."""
-    return config.replace(auth={"mode": "oidc", "issuer": idp.issuer, "audience": AUDIENCE,
-                                "jwks_refresh_min_s": 0.0, **auth})
+    return config.replace(
+        auth={"mode": "oidc", "issuer": idp.issuer, "audience": AUDIENCE, "jwks_refresh_min_s": 0.0, **auth}
+    )

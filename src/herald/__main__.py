@@ -93,13 +93,17 @@ def cmd_dev(config: Config, config_path: str | None) -> None:
     apart keeps the API quick while a large mailing keeps the worker busy, and uses the machine's second core."""
     db = None
     if "HERALD_MONGO_URL" not in os.environ:
-        db = LocalFerretDB(data_dir=REPO / ".local" / "data", port=int(os.environ.get("HERALD_DEV_DB_PORT", 27018)))
+        db = LocalFerretDB(data_dir=REPO / ".local" / "data", port=int(os.environ.get("HERALD_DEV_DB_PORT", "27018")))
         db.start()
         config = config.replace(mongo={"url": db.url("herald")})
     probe_url = f"http://{config.probe.host}:{config.probe.port}/v1"
     config = config.replace(sender={"url": probe_url, "token": make_token(config.probe.jwt_secret)})
-    env = {**os.environ, "HERALD_MONGO_URL": config.mongo.url, "HERALD_SENDER_URL": config.sender.url,
-           "HERALD_SENDER_TOKEN": config.sender.token}
+    env = {
+        **os.environ,
+        "HERALD_MONGO_URL": config.mongo.url,
+        "HERALD_SENDER_URL": config.sender.url,
+        "HERALD_SENDER_TOKEN": config.sender.token,
+    }
     base = f"http://{config.http.host}:{config.http.port}"
     print(
         f"\nHerald is starting on {config.mongo.url}\n"
@@ -116,8 +120,9 @@ def cmd_dev(config: Config, config_path: str | None) -> None:
     try:
         for command in ("probe", "worker"):
             children.append(subprocess.Popen([sys.executable, "-m", "herald", *options, command], env=env))
-        _run([("herald", create_app(config, roles=frozenset({Role.API})), config.http.host, config.http.port)],
-             children)
+        _run(
+            [("herald", create_app(config, roles=frozenset({Role.API})), config.http.host, config.http.port)], children
+        )
     finally:
         _stop(children, config.dispatch.grace_s + 10)
         if db is not None:

@@ -12,15 +12,24 @@ import aiohttp
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
 
+from herald.admin import setup_admin
+from herald.api.health import healthz, readyz
 from herald.api.problems import on_validation_error, problem_middleware
 from herald.api.requests import request_context_middleware
 from herald.api.routes import OPENAPI_URL, setup_routes
 from herald.api.schemas import Problem
-from herald.admin import setup_admin
-from herald.api.health import healthz, readyz
 from herald.app_keys import (
-    clock_key, config_key, db_key, dispatcher_key, http_session_key, importer_key, metrics_key, planner_key,
-    service_key, store_key, wakeups_key,
+    clock_key,
+    config_key,
+    db_key,
+    dispatcher_key,
+    http_session_key,
+    importer_key,
+    metrics_key,
+    planner_key,
+    service_key,
+    store_key,
+    wakeups_key,
 )
 from herald.auth.middleware import api_auth_middleware, authenticator_ctx
 from herald.clock import SYSTEM_CLOCK, Clock
@@ -93,8 +102,9 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _worker_ctx(name: str, key: web.AppKey[W], make: Callable[[web.Application], W],
-                grace_s: Callable[[Config], float]) -> Callable[[web.Application], AsyncIterator[None]]:
+def _worker_ctx(
+    name: str, key: web.AppKey[W], make: Callable[[web.Application], W], grace_s: Callable[[Config], float]
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs a worker's `run()` as a task and stops it gracefully on shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,31 +125,46 @@ def _worker_ctx(name: str, key: web.AppKey[W], make: Callable[[web.Application],
 
 
 planner_ctx = _worker_ctx(
-    "planner", planner_key,
-    lambda app: Planner(app[store_key], app[clock_key], app[config_key].planner, app[metrics_key],
-                        wakeup=app[wakeups_key].planner, dispatcher_wakeup=app[wakeups_key].dispatcher),
+    "planner",
+    planner_key,
+    lambda app: Planner(
+        app[store_key],
+        app[clock_key],
+        app[config_key].planner,
+        app[metrics_key],
+        wakeup=app[wakeups_key].planner,
+        dispatcher_wakeup=app[wakeups_key].dispatcher,
+    ),
     lambda config: 0,
 )
 
 dispatcher_ctx = _worker_ctx(
-    "dispatcher", dispatcher_key,
-    lambda app: Dispatcher(app[store_key],
-                           Sender(app[http_session_key], app[config_key].sender, app[clock_key], app[metrics_key]),
-                           app[clock_key], app[config_key].dispatch, app[metrics_key],
-                           wakeup=app[wakeups_key].dispatcher),
+    "dispatcher",
+    dispatcher_key,
+    lambda app: Dispatcher(
+        app[store_key],
+        Sender(app[http_session_key], app[config_key].sender, app[clock_key], app[metrics_key]),
+        app[clock_key],
+        app[config_key].dispatch,
+        app[metrics_key],
+        wakeup=app[wakeups_key].dispatcher,
+    ),
     lambda config: config.dispatch.grace_s,
 )
 
 
-def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection[Role] = ALL_ROLES
-               ) -> web.Application:
+def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection[Role] = ALL_ROLES) -> web.Application:
     """Build the application; no I/O happens until it starts."""
     access_control = config.auth.mode == "oidc"
-    app = web.Application(middlewares=[
-        metrics_middleware, request_context_middleware, problem_middleware,
-        *([api_auth_middleware] if access_control and Role.API in roles else []),
-        validation_middleware,
-    ])
+    app = web.Application(
+        middlewares=[
+            metrics_middleware,
+            request_context_middleware,
+            problem_middleware,
+            *([api_auth_middleware] if access_control and Role.API in roles else []),
+            validation_middleware,
+        ]
+    )
     app[config_key] = config
     app[clock_key] = clock
     app[wakeups_key] = Wakeups()

@@ -196,9 +196,7 @@ class Config:
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some keys changed, e.g. ``replace(dispatch={"concurrency": 5})``."""
-        changed = {
-            name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()
-        }
+        changed = {name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()}
         return dataclasses.replace(self, **changed)
 
     def masked(self) -> dict[str, dict[str, Any]]:
@@ -259,15 +257,21 @@ _RULES: dict[str, tuple[Any, str]] = {
     "email.attempts": (_positive, "at least 1"),
     "email.backoff_s": (lambda v: v >= 0, "zero or more"),
     "auth.mode": (lambda v: v in {"none", "oidc"}, "none or oidc"),
-    "auth.api_tokens": (lambda v: re.fullmatch(r"\s*((admin|viewer):[0-9a-fA-F]{64}\s*(,\s*|$))*", v),
-                        "comma-separated role:sha256hex entries, role admin or viewer"),
+    "auth.api_tokens": (
+        lambda v: re.fullmatch(r"\s*((admin|viewer):[0-9a-fA-F]{64}\s*(,\s*|$))*", v),
+        "comma-separated role:sha256hex entries, role admin or viewer",
+    ),
     "auth.jwks_refresh_min_s": (lambda v: v >= 0, "zero or more"),
     "auth.leeway_s": (lambda v: v >= 0, "zero or more"),
     "auth.session_max_age_s": (_positive, "at least 1"),
-    "auth.public_url": (lambda v: not v or (v.startswith(("http://", "https://")) and not urlsplit(v).path.strip("/")),
-                        "empty or an http(s):// URL without a path"),
-    "mongo.url": (lambda v: v.startswith(("mongodb://", "mongodb+srv://")) and urlsplit(v).path.strip("/"),
-                  "a mongodb:// URL with the database name as its path"),
+    "auth.public_url": (
+        lambda v: not v or (v.startswith(("http://", "https://")) and not urlsplit(v).path.strip("/")),
+        "empty or an http(s):// URL without a path",
+    ),
+    "mongo.url": (
+        lambda v: v.startswith(("mongodb://", "mongodb+srv://")) and urlsplit(v).path.strip("/"),
+        "a mongodb:// URL with the database name as its path",
+    ),
 }
 
 
@@ -336,8 +340,10 @@ def _check_auth(config: Config) -> None:
     auth = config.auth
     if auth.mode == "none":
         if not _is_loopback(config.http.host):
-            raise ConfigError(f"auth.mode: none is only allowed when http.host is a loopback address, "
-                              f"got {config.http.host!r}; set auth.mode: oidc")
+            raise ConfigError(
+                f"auth.mode: none is only allowed when http.host is a loopback address, "
+                f"got {config.http.host!r}; set auth.mode: oidc"
+            )
         return
     for key in ("issuer", "audience"):
         if not getattr(auth, key):

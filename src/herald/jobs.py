@@ -25,18 +25,23 @@ def _count_run(metrics: Metrics, event: JobEvent) -> None:
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_listener(lambda event: _count_run(app[metrics_key], event),
-                           EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    scheduler.add_listener(
+        lambda event: _count_run(app[metrics_key], event), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+    )
     email = app[config_key].email
     if email.enabled:
         # Every planner process schedules it; the report's claim in the database lets one of them send it. A
         # process that starts after the send time runs it at once, in case the report is still due.
         catch_up = {"next_run_time": datetime.now(UTC)} if due_day(app[clock_key].now(), email) else {}
         scheduler.add_job(
-            send_daily_report, CronTrigger(hour=email.send_time.hour, minute=email.send_time.minute,
-                                           timezone=email.zone),
-            id="daily_report", kwargs={"store": app[store_key], "clock": app[clock_key], "config": email},
-            coalesce=True, max_instances=1, misfire_grace_time=3600, **catch_up,
+            send_daily_report,
+            CronTrigger(hour=email.send_time.hour, minute=email.send_time.minute, timezone=email.zone),
+            id="daily_report",
+            kwargs={"store": app[store_key], "clock": app[clock_key], "config": email},
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+            **catch_up,
         )
     scheduler.start()
     yield

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,14 +72,14 @@ class Service:
             existing |= found
             created += [await self.store.clients.create(new[i], now) for i in taken if new[i]["phone"] not in found]
         if upsert:
-            changes = [(client, change) for phone, client in existing.items()
-                       if (change := _changes(client, firsts[phone]))]
+            changes = [
+                (client, change) for phone, client in existing.items() if (change := _changes(client, firsts[phone]))
+            ]
             changed = await self.store.clients.update_batch(changes, now)
         else:
             changed = []
         await self._sync_running_mailings(joining=created, changed=changed)
-        counts = ImportCounts(created=len(created), updated=len(changed),
-                              skipped=0 if upsert else len(existing))
+        counts = ImportCounts(created=len(created), updated=len(changed), skipped=0 if upsert else len(existing))
         if repeats:
             counts = counts.plus(await self.import_clients(repeats, upsert=upsert))
         return counts
@@ -90,8 +90,7 @@ class Service:
             cancelled = await self.store.messages.cancel_pending(client_id=client_id)
             log.info("client deleted", extra={"cancelled": cancelled})
 
-    async def _sync_running_mailings(self, *, joining: Sequence[Client] = (), changed: Sequence[Client] = ()
-                                     ) -> None:
+    async def _sync_running_mailings(self, *, joining: Sequence[Client] = (), changed: Sequence[Client] = ()) -> None:
         """New clients (`joining`) join every running mailing they match; `changed` ones join those they now match
         and leave those they no longer do."""
         if not joining and not changed:
@@ -100,15 +99,19 @@ class Service:
         joined, leaving = 0, []
         for mailing in await self.store.mailings.running(now):
             with log_context(mailing_id=mailing.id):
-                due = [(client.id, window_opening(mailing.send_window, ZoneInfo(client.timezone), now))
-                       for client in (*joining, *changed) if matches(mailing.filter, client)]
+                due = [
+                    (client.id, window_opening(mailing.send_window, ZoneInfo(client.timezone), now))
+                    for client in (*joining, *changed)
+                    if matches(mailing.filter, client)
+                ]
                 if due:
                     joined += await self.store.messages.insert_planned(mailing.id, due, now, held=mailing.paused)
                     log.info("clients match a running mailing", extra={"count": len(due)})
                     if mailing.paused:
                         await self.store.hold_stands(mailing.id)
-                leaving += [message_id(mailing.id, client.id) for client in changed
-                            if not matches(mailing.filter, client)]
+                leaving += [
+                    message_id(mailing.id, client.id) for client in changed if not matches(mailing.filter, client)
+                ]
         if leaving:
             await self.store.messages.cancel_pending(ids=leaving)
         if joined:
@@ -141,8 +144,9 @@ class Service:
                 if mailing.paused:
                     await self.store.hold_stands(mailing.id)
                 if reopened:
-                    log.info("mailing end moved later: expired messages are pending again",
-                             extra={"reopened": reopened})
+                    log.info(
+                        "mailing end moved later: expired messages are pending again", extra={"reopened": reopened}
+                    )
         self._wakeups.planner.set()
         self._wakeups.dispatcher.set()
         return mailing

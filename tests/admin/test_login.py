@@ -38,8 +38,9 @@ async def start_login(admin: TestClient, next_path: str = "/admin/") -> dict[str
 async def finish_login(admin: TestClient, idp: IdentityProvider, request: dict[str, str], **claims) -> object:
     """The provider signs the user in and sends the browser back with a code."""
     idp.codes["code-1"] = idp.token(aud=CLIENT_ID, nonce=request["nonce"], **claims)
-    return await admin.get("/admin/callback", params={"code": "code-1", "state": request["state"]},
-                           allow_redirects=False)
+    return await admin.get(
+        "/admin/callback", params={"code": "code-1", "state": request["state"]}, allow_redirects=False
+    )
 
 
 async def test_login_uses_the_code_flow_with_pkce(admin: TestClient, idp: IdentityProvider) -> None:
@@ -107,8 +108,9 @@ async def test_a_session_cookie_edited_to_admin_is_ignored(admin: TestClient, id
     assert (await admin.get("/admin/", allow_redirects=False)).status == 303
 
 
-async def test_behind_a_proxy_the_public_url_is_used(start_herald: AppFactory, config: Config,
-                                                     idp: IdentityProvider) -> None:
+async def test_behind_a_proxy_the_public_url_is_used(
+    start_herald: AppFactory, config: Config, idp: IdentityProvider
+) -> None:
     auth = oidc_config(config, idp, client_id=CLIENT_ID, session_secret="s", public_url="https://herald.example").auth
     admin = await start_herald(roles=frozenset({Role.API}), auth=vars(auth))
     response = await admin.get("/admin/login", allow_redirects=False)
@@ -117,7 +119,8 @@ async def test_behind_a_proxy_the_public_url_is_used(start_herald: AppFactory, c
     assert response.cookies["herald_login"]["secure"]
 
 
-async def test_without_a_client_for_the_ui_there_is_no_ui(start_herald: AppFactory, config: Config,
-                                                          idp: IdentityProvider) -> None:
+async def test_without_a_client_for_the_ui_there_is_no_ui(
+    start_herald: AppFactory, config: Config, idp: IdentityProvider
+) -> None:
     admin = await start_herald(roles=frozenset({Role.API}), auth=vars(oidc_config(config, idp).auth))
     assert (await admin.get("/admin/", allow_redirects=False)).status == 404

@@ -53,16 +53,18 @@ async def test_an_upsert_upload_of_ndjson_updates_the_clients(admin: TestClient,
     (existing,) = await add_clients(admin, 1, tag="old")
     csrf = await csrf_of(admin, "/admin/clients/new")
     line = f'{{"phone": "{existing["phone"]}", "timezone": "Asia/Omsk", "tag": "new"}}\n'
-    response = await admin.post(f"/admin/imports/new?csrf={csrf}", data=upload(line, "base.ndjson", "upsert"),
-                                allow_redirects=False)
+    response = await admin.post(
+        f"/admin/imports/new?csrf={csrf}", data=upload(line, "base.ndjson", "upsert"), allow_redirects=False
+    )
     page = await finished_page(admin, response.headers["Location"])
     assert "<dt>Mode</dt><dd>upsert</dd>" in page and "<dt>Updated</dt><dd>1</dd>" in page
     changed = await store.clients.get(existing["id"])
     assert (changed.timezone, changed.tag) == ("Asia/Omsk", "new")
 
 
-async def test_an_upload_without_the_token_a_file_or_a_known_format_imports_nothing(admin: TestClient,
-                                                                                  store: Store) -> None:
+async def test_an_upload_without_the_token_a_file_or_a_known_format_imports_nothing(
+    admin: TestClient, store: Store
+) -> None:
     csrf = await csrf_of(admin, "/admin/clients/new")
     good = HEADER + "79001112233,,,UTC\n"
     assert (await admin.post("/admin/imports/new?csrf=forged", data=upload(good))).status == 403
@@ -89,8 +91,9 @@ async def test_the_export_is_the_filtered_clients_as_csv(admin: TestClient) -> N
     assert (await admin.get("/admin/clients/export?operator_code=12")).status == 422
 
 
-async def test_a_mailing_is_paused_resumed_and_its_failed_retried_from_its_page(admin: TestClient,
-                                                                                store: Store) -> None:
+async def test_a_mailing_is_paused_resumed_and_its_failed_retried_from_its_page(
+    admin: TestClient, store: Store
+) -> None:
     mailing = await add_mailing(admin, start_at="2026-06-01T13:00:00Z")
     path = f"/admin/mailings/{mailing['id']}"
     csrf = await csrf_of(admin, path)

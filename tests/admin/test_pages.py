@@ -12,10 +12,20 @@ from tests.helpers import add_clients, add_mailing, csrf_of
 async def test_every_page_renders(admin: TestClient) -> None:
     await add_clients(admin, 2, tag="vip")
     mailing = await add_mailing(admin, filter={"tags": ["vip"]})
-    for path in ("/admin/", "/admin/mailings", "/admin/mailings/new", f"/admin/mailings/{mailing['id']}",
-                 f"/admin/mailings/{mailing['id']}/edit", f"/admin/mailings/{mailing['id']}/delete",
-                 "/admin/clients", "/admin/clients/new", "/admin/clients/1/edit", "/admin/clients/1/delete",
-                 "/admin/static/admin.css", "/admin/static/admin.js"):
+    for path in (
+        "/admin/",
+        "/admin/mailings",
+        "/admin/mailings/new",
+        f"/admin/mailings/{mailing['id']}",
+        f"/admin/mailings/{mailing['id']}/edit",
+        f"/admin/mailings/{mailing['id']}/delete",
+        "/admin/clients",
+        "/admin/clients/new",
+        "/admin/clients/1/edit",
+        "/admin/clients/1/delete",
+        "/admin/static/admin.css",
+        "/admin/static/admin.js",
+    ):
         response = await admin.get(path)
         assert response.status == 200, path
 
@@ -36,13 +46,17 @@ async def test_without_login_there_is_no_logout_to_do(admin: TestClient) -> None
 
 async def test_a_client_is_created_edited_and_deleted(admin: TestClient, store: Store) -> None:
     csrf = await csrf_of(admin, "/admin/clients/new")
-    response = await admin.post("/admin/clients/new", allow_redirects=False,
-                                data={"csrf": csrf, "phone": "79001234567", "timezone": "Asia/Omsk", "tag": "vip"})
+    response = await admin.post(
+        "/admin/clients/new",
+        allow_redirects=False,
+        data={"csrf": csrf, "phone": "79001234567", "timezone": "Asia/Omsk", "tag": "vip"},
+    )
     assert (response.status, response.headers["Location"]) == (303, "/admin/clients")
     (client,) = await store.clients.page(after=None, limit=10)
     assert (client.operator_code, client.tag) == ("900", "vip")
-    await admin.post(f"/admin/clients/{client.id}/edit",
-                     data={"csrf": csrf, "phone": client.phone, "timezone": "UTC", "tag": ""})
+    await admin.post(
+        f"/admin/clients/{client.id}/edit", data={"csrf": csrf, "phone": client.phone, "timezone": "UTC", "tag": ""}
+    )
     changed = await store.clients.get(client.id)
     assert (changed.timezone, changed.tag) == ("UTC", None)
     await admin.post(f"/admin/clients/{client.id}/delete", data={"csrf": csrf})
@@ -73,9 +87,15 @@ async def test_clients_are_searched_filtered_and_paged(admin: TestClient) -> Non
     assert "<td>new</td>" in found and "<td>vip</td>" not in found
 
 
-MAILING_FORM = {"text": "Sale", "start_at": "2026-06-01T15:00", "end_at": "2026-06-01T21:00",
-                "filter.operator_codes": "900", "filter.tags": "vip, new", "send_window.start": "09:00",
-                "send_window.end": "20:00"}
+MAILING_FORM = {
+    "text": "Sale",
+    "start_at": "2026-06-01T15:00",
+    "end_at": "2026-06-01T21:00",
+    "filter.operator_codes": "900",
+    "filter.tags": "vip, new",
+    "send_window.start": "09:00",
+    "send_window.end": "20:00",
+}
 
 
 async def test_a_mailing_is_created_in_the_operators_timezone(admin: TestClient, store: Store) -> None:
@@ -90,15 +110,19 @@ async def test_a_mailing_is_created_in_the_operators_timezone(admin: TestClient,
     assert 'value="2026-06-01T15:00"' in edit
 
 
-@pytest.mark.parametrize(("changes", "field", "message"), [
-    ({"end_at": "2026-06-01T14:00"}, "end_at", "Must be after start_at."),
-    ({"start_at": ""}, "start_at", "Not a valid datetime."),
-    ({"filter.operator_codes": "90"}, "filter.operator_codes", "Must be 3 digits."),
-    ({"send_window.end": "09:00"}, "send_window.end", "start and end must differ"),
-    ({"send_window.end": ""}, "send_window.end", "Must be a time of day as HH:MM."),
-])
-async def test_mailing_errors_are_the_apis_shown_inline(admin: TestClient, changes: dict, field: str,
-                                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"end_at": "2026-06-01T14:00"}, "end_at", "Must be after start_at."),
+        ({"start_at": ""}, "start_at", "Not a valid datetime."),
+        ({"filter.operator_codes": "90"}, "filter.operator_codes", "Must be 3 digits."),
+        ({"send_window.end": "09:00"}, "send_window.end", "start and end must differ"),
+        ({"send_window.end": ""}, "send_window.end", "Must be a time of day as HH:MM."),
+    ],
+)
+async def test_mailing_errors_are_the_apis_shown_inline(
+    admin: TestClient, changes: dict, field: str, message: str
+) -> None:
     csrf = await csrf_of(admin, "/admin/mailings/new")
     response = await admin.post("/admin/mailings/new", data={"csrf": csrf, **MAILING_FORM, **changes})
     assert response.status == 422
@@ -108,8 +132,9 @@ async def test_mailing_errors_are_the_apis_shown_inline(admin: TestClient, chang
 async def test_a_mailing_page_shows_its_audience_counts_and_log(admin: TestClient) -> None:
     await add_clients(admin, 2, tag="vip")
     await add_clients(admin, 1, start=2, tag="vip", timezone="Asia/Omsk")
-    mailing = await add_mailing(admin, start_at="2030-01-01T00:00:00Z", end_at="2030-01-02T00:00:00Z",
-                                filter={"tags": ["vip"]})
+    mailing = await add_mailing(
+        admin, start_at="2030-01-01T00:00:00Z", end_at="2030-01-02T00:00:00Z", filter={"tags": ["vip"]}
+    )
     page = await (await admin.get(f"/admin/mailings/{mailing['id']}")).text()
     assert "Audience: 3 clients match" in page
     assert "<td>Europe/Moscow</td><td>2</td>" in page
@@ -124,7 +149,6 @@ async def test_a_mailing_is_deleted_after_confirmation(admin: TestClient, store:
     mailing = await add_mailing(admin)
     assert "This cannot be undone" in await (await admin.get(f"/admin/mailings/{mailing['id']}/delete")).text()
     csrf = await csrf_of(admin, f"/admin/mailings/{mailing['id']}/delete")
-    response = await admin.post(f"/admin/mailings/{mailing['id']}/delete", data={"csrf": csrf},
-                                allow_redirects=False)
+    response = await admin.post(f"/admin/mailings/{mailing['id']}/delete", data={"csrf": csrf}, allow_redirects=False)
     assert response.headers["Location"] == "/admin/mailings"
     assert (await admin.get(f"/admin/mailings/{mailing['id']}")).status == 404

@@ -23,17 +23,20 @@ async def test_create_keeps_an_explicit_operator_code_and_tag(api):
     assert (client["operator_code"], client["tag"]) == ("999", "vip")
 
 
-@pytest.mark.parametrize(("fields", "bad"), [
-    ({"phone": "89001234567"}, "phone"),
-    ({"phone": "7900123456"}, "phone"),
-    ({"phone": 79001234567}, "phone"),
-    ({"phone": {"$gt": ""}}, "phone"),
-    ({"timezone": "Mars/Olympus"}, "timezone"),
-    ({"timezone": "../../etc/passwd"}, "timezone"),
-    ({"operator_code": "90"}, "operator_code"),
-    ({"tag": "x" * 65}, "tag"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"phone": "89001234567"}, "phone"),
+        ({"phone": "7900123456"}, "phone"),
+        ({"phone": 79001234567}, "phone"),
+        ({"phone": {"$gt": ""}}, "phone"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"operator_code": "90"}, "operator_code"),
+        ({"tag": "x" * 65}, "tag"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 async def test_invalid_fields_are_422_problems_naming_the_field(api, fields, bad):
     response = await api.post("/api/v1/clients", json={**VALID, **fields})
     assert response.status == 422 and response.content_type == PROBLEM
@@ -110,8 +113,9 @@ async def test_list_filters_and_pages_by_key(api):
     assert len(odd_operator["items"]) == 2
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1001"}, {"after": "-1"}, {"limit": "x"},
-                                   {"unknown": "1"}])
+@pytest.mark.parametrize(
+    "query", [{"limit": "0"}, {"limit": "1001"}, {"after": "-1"}, {"limit": "x"}, {"unknown": "1"}]
+)
 async def test_bad_list_parameters_are_422(api, query):
     assert (await api.get("/api/v1/clients", params=query)).status == 422
 

@@ -13,8 +13,7 @@ NDJSON = "application/x-ndjson"
 
 async def import_file(api, body: str | bytes, content_type: str = CSV, mode: str = "insert") -> dict:
     """POST an import and wait until it is no longer running; returns its resource."""
-    response = await api.post(f"/api/v1/clients/import?mode={mode}", data=body,
-                              headers={"Content-Type": content_type})
+    response = await api.post(f"/api/v1/clients/import?mode={mode}", data=body, headers={"Content-Type": content_type})
     assert response.status == 202, await response.text()
     location = response.headers["Location"]
 
@@ -46,13 +45,19 @@ async def test_a_csv_import_creates_skips_and_explains_each_refused_line(api):
     result = await import_file(api, body)
     assert result["status"] == "done" and (result["line"], result["lines"]) == (8, 7)
     assert {k: result[k] for k in ("processed", "created", "updated", "skipped", "failed")} == {
-        "processed": 6, "created": 1, "updated": 0, "skipped": 2, "failed": 3}
+        "processed": 6,
+        "created": 1,
+        "updated": 0,
+        "skipped": 2,
+        "failed": 3,
+    }
     assert [error["line"] for error in result["errors"]] == [3, 5, 8]
     assert result["errors"][0]["errors"] == await client_api_errors(api, phone="7900", timezone="Europe/Moscow")
     assert result["errors"][1]["errors"] == await client_api_errors(api, phone="79001112244", timezone="Mars/Olympus")
     clients = (await (await api.get("/api/v1/clients?tag=vip")).json())["items"]
     assert [(c["phone"], c["operator_code"], c["timezone"]) for c in clients] == [
-        ("79001112233", "900", "Europe/Moscow")]
+        ("79001112233", "900", "Europe/Moscow")
+    ]
 
 
 async def test_an_ndjson_upsert_updates_what_changed_and_fails_lines_that_are_not_objects(api):
@@ -65,9 +70,16 @@ async def test_an_ndjson_upsert_updates_what_changed_and_fails_lines_that_are_no
     body = "\n".join([json.dumps(lines[0]), "not json", json.dumps(lines[1]), "[1, 2]", json.dumps(lines[2])])
     result = await import_file(api, body, NDJSON, mode="upsert")
     assert {k: result[k] for k in ("processed", "created", "updated", "skipped", "failed")} == {
-        "processed": 5, "created": 1, "updated": 1, "skipped": 0, "failed": 2}
+        "processed": 5,
+        "created": 1,
+        "updated": 1,
+        "skipped": 0,
+        "failed": 2,
+    }
     assert [(e["line"], e["errors"]) for e in result["errors"]] == [
-        (2, {"_line": ["Not a JSON object."]}), (4, {"_line": ["Not a JSON object."]})]
+        (2, {"_line": ["Not a JSON object."]}),
+        (4, {"_line": ["Not a JSON object."]}),
+    ]
     assert (await (await api.get(f"/api/v1/clients/{first['id']}")).json())["tag"] == "new"
 
 
@@ -97,8 +109,7 @@ async def test_a_bad_header_a_foreign_type_and_a_body_too_large_are_refused(star
     assert response.status == 422
 
 
-async def test_an_import_cut_by_a_restart_says_where_it_stopped_and_an_upsert_completes_it(
-        start_herald, store, clock):
+async def test_an_import_cut_by_a_restart_says_where_it_stopped_and_an_upsert_completes_it(start_herald, store, clock):
     body = "phone,operator_code,tag,timezone\n" + "".join(f"7900{i:07d},,,UTC\n" for i in range(20_000))
     api = await start_herald()
     response = await api.post("/api/v1/clients/import", data=body, headers={"Content-Type": CSV})
@@ -128,8 +139,11 @@ async def test_a_test_send_reaches_the_api_with_an_id_no_message_has(api, store,
     result = await response.json()
     assert response.status == 200 and result["sent"] is True and result["outcome"] == "ok"
     assert result["msg_id"] >= 2**62 and probe.accepted() == {result["msg_id"]: 1}
-    assert probe.state.ledger.bodies[result["msg_id"]] == {"id": result["msg_id"], "phone": 79991234567,
-                                                          "text": "Try me"}
+    assert probe.state.ledger.bodies[result["msg_id"]] == {
+        "id": result["msg_id"],
+        "phone": 79991234567,
+        "text": "Try me",
+    }
     assert await store.messages.page(limit=10, mailing_id=mailing["id"]) == []
     probe.fail_next("503")
     second = await (await api.post(f"/api/v1/mailings/{mailing['id']}/test", json={"phone": "79991234567"})).json()

@@ -1,6 +1,5 @@
 import pytest
 
-
 PROBLEM = "application/problem+json"
 VALID = {"text": "Sale today", "start_at": "2026-06-01T15:00:00+03:00", "end_at": "2026-06-02T15:00:00+03:00"}
 
@@ -20,8 +19,11 @@ async def test_create_with_defaults_and_times_in_utc(api):
 
 
 async def test_filter_and_window_round_trip(api):
-    mailing = await create(api, filter={"operator_codes": ["901", "900", "900"], "tags": ["vip"]},
-                           send_window={"start": "22:00", "end": "06:30"})
+    mailing = await create(
+        api,
+        filter={"operator_codes": ["901", "900", "900"], "tags": ["vip"]},
+        send_window={"start": "22:00", "end": "06:30"},
+    )
     assert mailing["filter"] == {"operator_codes": ["900", "901"], "tags": ["vip"]}
     assert mailing["send_window"] == {"start": "22:00", "end": "06:30"}
 
@@ -32,23 +34,26 @@ async def test_state_follows_the_clock(api):
     assert (future["state"], past["state"]) == ("scheduled", "ended")
 
 
-@pytest.mark.parametrize(("fields", "bad"), [
-    ({"start_at": "2026-06-01T15:00:00"}, "start_at"),
-    ({"end_at": "tomorrow"}, "end_at"),
-    ({"end_at": "2026-06-01T15:00:00+03:00"}, "end_at"),
-    ({"end_at": "2026-06-01T14:00:00+03:00"}, "end_at"),
-    ({"text": ""}, "text"),
-    ({"text": "x" * 1001}, "text"),
-    ({"filter": {"operator_codes": ["9000"]}}, "filter"),
-    ({"filter": {"tags": [{"$ne": None}]}}, "filter"),
-    ({"filter": {"phones": ["1"]}}, "filter"),
-    ({"filter": None}, "filter"),
-    ({"send_window": {"start": "25:00", "end": "06:00"}}, "send_window"),
-    ({"send_window": {"start": "9:00", "end": "18:00"}}, "send_window"),
-    ({"send_window": {"start": "09:00", "end": "09:00"}}, "send_window"),
-    ({"send_window": {"start": "09:00"}}, "send_window"),
-    ({"$where": "1"}, "$where"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"start_at": "2026-06-01T15:00:00"}, "start_at"),
+        ({"end_at": "tomorrow"}, "end_at"),
+        ({"end_at": "2026-06-01T15:00:00+03:00"}, "end_at"),
+        ({"end_at": "2026-06-01T14:00:00+03:00"}, "end_at"),
+        ({"text": ""}, "text"),
+        ({"text": "x" * 1001}, "text"),
+        ({"filter": {"operator_codes": ["9000"]}}, "filter"),
+        ({"filter": {"tags": [{"$ne": None}]}}, "filter"),
+        ({"filter": {"phones": ["1"]}}, "filter"),
+        ({"filter": None}, "filter"),
+        ({"send_window": {"start": "25:00", "end": "06:00"}}, "send_window"),
+        ({"send_window": {"start": "9:00", "end": "18:00"}}, "send_window"),
+        ({"send_window": {"start": "09:00", "end": "09:00"}}, "send_window"),
+        ({"send_window": {"start": "09:00"}}, "send_window"),
+        ({"$where": "1"}, "$where"),
+    ],
+)
 async def test_invalid_mailings_are_422_naming_the_field(api, fields, bad):
     response = await api.post("/api/v1/mailings", json={**VALID, **fields})
     assert response.status == 422 and response.content_type == PROBLEM
@@ -65,8 +70,10 @@ async def test_patch_checks_end_after_start_against_stored_values(api):
 
 async def test_patch_changes_fields(api):
     mailing = await create(api)
-    response = await api.patch(f"/api/v1/mailings/{mailing['id']}",
-                               json={"text": "New text", "send_window": {"start": "09:00", "end": "18:00"}})
+    response = await api.patch(
+        f"/api/v1/mailings/{mailing['id']}",
+        json={"text": "New text", "send_window": {"start": "09:00", "end": "18:00"}},
+    )
     changed = await response.json()
     assert response.status == 200 and changed["text"] == "New text"
     assert changed["send_window"] == {"start": "09:00", "end": "18:00"} and changed["start_at"] == mailing["start_at"]

@@ -18,8 +18,9 @@ async def test_statistics_count_messages_by_status(api, store):
     assert claim
     sent = next(m for m in claim.messages if m.mailing_id == first["id"])
     failed = next(m for m in claim.messages if m.mailing_id == first["id"] and m.id != sent.id)
-    await store.messages.settle([Settle(claim.token).sent(sent.id),
-                                 Settle(claim.token).final(failed.id, MessageStatus.FAILED, "HTTP 400")], T0)
+    await store.messages.settle(
+        [Settle(claim.token).sent(sent.id), Settle(claim.token).final(failed.id, MessageStatus.FAILED, "HTTP 400")], T0
+    )
 
     stats = await (await api.get("/api/v1/mailings/stats")).json()
     assert stats["total"] == 5 and stats["by_status"] == {**ZERO, "sent": 1, "failed": 1, "sending": 3}
@@ -33,8 +34,9 @@ async def test_statistics_count_messages_by_status(api, store):
     assert detail["by_status"] == rows[first["id"]]["by_status"]
     assert len(detail["messages"]["items"]) == 4
     only_failed = await (await api.get(f"/api/v1/mailings/{first['id']}/stats", params={"status": "failed"})).json()
-    assert [(m["id"], m["last_error"], m["attempts"]) for m in only_failed["messages"]["items"]] == \
-        [(failed.id, "HTTP 400", 1)]
+    assert [(m["id"], m["last_error"], m["attempts"]) for m in only_failed["messages"]["items"]] == [
+        (failed.id, "HTTP 400", 1)
+    ]
 
 
 async def test_statistics_of_a_mailing_without_messages_and_of_a_missing_one(api):

@@ -38,12 +38,15 @@ async def test_no_credentials_get_401_with_a_challenge(api: TestClient) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize(("claims", "detail"), [
-    ({"lifetime_s": -120}, "expired"),
-    ({"aud": "someone-else"}, "another audience"),
-    ({"iss": "https://impostor.test"}, "another issuer"),
-    ({"key": SigningKey()}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("claims", "detail"),
+    [
+        ({"lifetime_s": -120}, "expired"),
+        ({"aud": "someone-else"}, "another audience"),
+        ({"iss": "https://impostor.test"}, "another issuer"),
+        ({"key": SigningKey()}, "unknown key"),
+    ],
+)
 async def test_bad_tokens_get_401(api: TestClient, idp: IdentityProvider, claims: dict, detail: str) -> None:
     await assert_problem(await api.get("/api/v1/clients", headers=bearer(idp.token(**claims))), 401, detail)
 
@@ -57,11 +60,22 @@ async def test_a_viewer_reads_but_may_not_write(api: TestClient, idp: IdentityPr
     assert (await api.get("/api/v1/clients/export", headers=headers)).status == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/clients/import", "/api/v1/mailings/1/pause", "/api/v1/mailings/1/resume",
-                                  "/api/v1/mailings/1/retry-failed", "/api/v1/mailings/1/test"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/clients/import",
+        "/api/v1/mailings/1/pause",
+        "/api/v1/mailings/1/resume",
+        "/api/v1/mailings/1/retry-failed",
+        "/api/v1/mailings/1/test",
+    ],
+)
 async def test_a_viewer_may_not_import_or_act_on_a_mailing(api: TestClient, idp: IdentityProvider, path: str) -> None:
-    response = await api.post(path, data=b"phone,operator_code,tag,timezone\n",
-                              headers={**bearer(idp.token(roles=["viewer"])), "Content-Type": "text/csv"})
+    response = await api.post(
+        path,
+        data=b"phone,operator_code,tag,timezone\n",
+        headers={**bearer(idp.token(roles=["viewer"])), "Content-Type": "text/csv"},
+    )
     await assert_problem(response, 403, "Only an admin")
 
 
@@ -93,5 +107,8 @@ async def test_health_and_docs_need_no_login(api: TestClient) -> None:
 async def test_swagger_ui_can_authorize_with_a_bearer_token(api: TestClient) -> None:
     spec = await (await api.get("/api/v1/openapi.json")).json()
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     assert spec["security"] == [{"bearerAuth": []}]

@@ -27,25 +27,31 @@ async def test_a_good_token_yields_its_claims(idp: IdentityProvider, session: ai
     assert claims["roles"] == ["admin"]
 
 
-@pytest.mark.parametrize(("claims", "reason"), [
-    ({"lifetime_s": -60}, "token expired"),
-    ({"aud": "https://elsewhere.test"}, "token is for another audience"),
-    ({"iss": "https://impostor.test"}, "token is from another issuer"),
-])
-async def test_a_token_is_refused(idp: IdentityProvider, session: aiohttp.ClientSession, claims: dict,
-                                  reason: str) -> None:
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"lifetime_s": -60}, "token expired"),
+        ({"aud": "https://elsewhere.test"}, "token is for another audience"),
+        ({"iss": "https://impostor.test"}, "token is from another issuer"),
+    ],
+)
+async def test_a_token_is_refused(
+    idp: IdentityProvider, session: aiohttp.ClientSession, claims: dict, reason: str
+) -> None:
     with pytest.raises(InvalidToken, match=reason):
         await provider_for(idp, session).verify(idp.token(**claims), audience=AUDIENCE)
 
 
-async def test_a_token_signed_by_an_unknown_key_is_refused(idp: IdentityProvider,
-                                                           session: aiohttp.ClientSession) -> None:
+async def test_a_token_signed_by_an_unknown_key_is_refused(
+    idp: IdentityProvider, session: aiohttp.ClientSession
+) -> None:
     with pytest.raises(InvalidToken, match="unknown key"):
         await provider_for(idp, session).verify(idp.token(key=SigningKey()), audience=AUDIENCE)
 
 
-async def test_a_forged_signature_under_a_known_kid_is_refused(idp: IdentityProvider,
-                                                               session: aiohttp.ClientSession) -> None:
+async def test_a_forged_signature_under_a_known_kid_is_refused(
+    idp: IdentityProvider, session: aiohttp.ClientSession
+) -> None:
     forger = SigningKey()
     forger.kid = idp.keys[0].kid
     with pytest.raises(InvalidToken, match="Signature verification failed"):
@@ -59,8 +65,9 @@ async def test_keys_are_cached(idp: IdentityProvider, session: aiohttp.ClientSes
     assert idp.jwks_fetches == 1
 
 
-async def test_a_rotated_key_is_fetched_when_a_token_names_it(idp: IdentityProvider,
-                                                              session: aiohttp.ClientSession) -> None:
+async def test_a_rotated_key_is_fetched_when_a_token_names_it(
+    idp: IdentityProvider, session: aiohttp.ClientSession
+) -> None:
     provider = provider_for(idp, session)
     await provider.verify(idp.token(), audience=AUDIENCE)
     old = idp.keys[0]
@@ -71,8 +78,7 @@ async def test_a_rotated_key_is_fetched_when_a_token_names_it(idp: IdentityProvi
         await provider.verify(idp.token(key=old), audience=AUDIENCE)
 
 
-async def test_unknown_kids_do_not_hammer_the_provider(idp: IdentityProvider,
-                                                       session: aiohttp.ClientSession) -> None:
+async def test_unknown_kids_do_not_hammer_the_provider(idp: IdentityProvider, session: aiohttp.ClientSession) -> None:
     provider = provider_for(idp, session, refresh_min_s=60)
     await provider.verify(idp.token(), audience=AUDIENCE)
     for _ in range(3):

@@ -38,15 +38,15 @@ def test_static_tokens_are_matched_by_their_hash() -> None:
 
 
 def test_malformed_static_tokens_stop_the_start() -> None:
-    with pytest.raises(ConfigError, match="auth.api_tokens"):
+    with pytest.raises(ConfigError, match=r"auth\.api_tokens"):
         load_config(env={"HERALD_AUTH_API_TOKENS": "admin:not-a-hash"})
-    with pytest.raises(ConfigError, match="auth.api_tokens"):
+    with pytest.raises(ConfigError, match=r"auth\.api_tokens"):
         load_config(env={"HERALD_AUTH_API_TOKENS": f"root:{token_hash('x')}"})
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "herald.example"])
 def test_no_login_is_refused_off_loopback(host: str) -> None:
-    with pytest.raises(ConfigError, match="auth.mode: none is only allowed when http.host is a loopback"):
+    with pytest.raises(ConfigError, match=r"auth\.mode: none is only allowed when http\.host is a loopback"):
         load_config(env={"HERALD_HTTP_HOST": host})
 
 
@@ -57,9 +57,9 @@ def test_no_login_is_allowed_on_loopback(host: str) -> None:
 
 def test_oidc_needs_an_issuer_and_an_audience_and_the_ui_a_session_secret() -> None:
     env = {"HERALD_HTTP_HOST": "0.0.0.0", "HERALD_AUTH_MODE": "oidc"}
-    with pytest.raises(ConfigError, match="auth.issuer: required"):
+    with pytest.raises(ConfigError, match=r"auth\.issuer: required"):
         load_config(env=env)
     env |= {"HERALD_AUTH_ISSUER": "https://id.example", "HERALD_AUTH_AUDIENCE": "herald"}
     assert load_config(env=env).auth.mode == "oidc"
-    with pytest.raises(ConfigError, match="auth.session_secret: required"):
+    with pytest.raises(ConfigError, match=r"auth\.session_secret: required"):
         load_config(env={**env, "HERALD_AUTH_CLIENT_ID": "herald-admin"})

@@ -30,8 +30,9 @@ def tool(name: str) -> Path:
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(arg) for arg in args], check=False, capture_output=True, text=True, cwd=REPO,
-                          timeout=120)
+    return subprocess.run(
+        [str(arg) for arg in args], check=False, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 @cache

@@ -29,8 +29,18 @@ from herald.app import Role, create_app
 from herald.config import Config, load_config
 from herald.probe.app import create_probe_app
 from tests.deploy.files import (
-    OVERLAYS, REPO, compose, config_env_names, containers, env_file, gitlab_ci, herald_subcommands, interpolate,
-    load_yaml, of_kind, rendered,
+    OVERLAYS,
+    REPO,
+    compose,
+    config_env_names,
+    containers,
+    env_file,
+    gitlab_ci,
+    herald_subcommands,
+    interpolate,
+    load_yaml,
+    of_kind,
+    rendered,
 )
 
 DEFAULTS = load_config(REPO / "config.yaml", env={})
@@ -88,8 +98,11 @@ def pod_env(manifests: tuple[dict[str, Any], ...], container: dict[str, Any]) ->
 
 def herald_containers(overlay: str) -> list[tuple[str, dict[str, Any]]]:
     """(herald subcommand, container) for each container of the Herald image in an overlay; there must be some."""
-    found = [(container["args"][0], container) for _, container in containers(rendered(overlay))
-             if container["image"].split("/")[-1].split(":")[0] == "herald"]
+    found = [
+        (container["args"][0], container)
+        for _, container in containers(rendered(overlay))
+        if container["image"].split("/")[-1].split(":")[0] == "herald"
+    ]
     assert found, f"no container of the Herald image in the {overlay} overlay"
     return found
 
@@ -194,8 +207,11 @@ def test_ci_uses_the_image_python_and_the_pinned_checkers() -> None:
     test_extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
     pinned = {canonicalize_name(Requirement(spec).name): spec for spec in test_extra}
     installs = " ".join(gitlab_ci()["lint"]["script"])
-    shared = [spec for spec in re.findall(r"([\w-]+==[\w.]+)", installs)
-              if canonicalize_name(Requirement(spec).name) in pinned]
+    shared = [
+        spec
+        for spec in re.findall(r"([\w-]+==[\w.]+)", installs)
+        if canonicalize_name(Requirement(spec).name) in pinned
+    ]
     assert shared, "the lint job installs none of the test extra's checkers"
     for spec in shared:
         assert pinned[canonicalize_name(Requirement(spec).name)] == spec
@@ -236,17 +252,24 @@ def test_prometheus_scrapes_metrics_where_herald_serves_them() -> None:
         assert job["metrics_path"] == "/metrics"
 
 
-@pytest.mark.parametrize(("roles", "expected"), [
-    ({Role.API}, {"/healthz", "/readyz", "/metrics"}),
-    ({Role.PLANNER, Role.DISPATCHER}, {"/healthz", "/readyz", "/metrics"}),
-])
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ({Role.API}, {"/healthz", "/readyz", "/metrics"}),
+        ({Role.PLANNER, Role.DISPATCHER}, {"/healthz", "/readyz", "/metrics"}),
+    ],
+)
 def test_herald_serves_the_probe_and_metrics_paths(roles: set[Role], expected: set[str]) -> None:
     assert expected <= routes(create_app(DEFAULTS, roles=roles))
 
 
 def expected_port(config: Config, command: str) -> int:
-    return {"api": config.http.port, "serve": config.http.port, "worker": config.http.worker_port,
-            "probe": config.probe.port}[command]
+    return {
+        "api": config.http.port,
+        "serve": config.http.port,
+        "worker": config.http.worker_port,
+        "probe": config.probe.port,
+    }[command]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -277,8 +300,9 @@ def test_kubernetes_ports_probes_and_scrape_annotations_match_herald(overlay: st
 def test_kubernetes_services_and_ingress_reach_declared_ports(overlay: str) -> None:
     manifests = rendered(overlay)
     services = of_kind(manifests, "Service")
-    pod_labels = [(workload["spec"]["template"]["metadata"]["labels"], container)
-                  for workload, container in containers(manifests)]
+    pod_labels = [
+        (workload["spec"]["template"]["metadata"]["labels"], container) for workload, container in containers(manifests)
+    ]
     for name, service in services.items():
         selector = service["spec"]["selector"]
         selected = [container for labels, container in pod_labels if selector.items() <= labels.items()]
@@ -335,24 +359,44 @@ def test_wheel_ships_every_package_file(tmp_path: Path) -> None:
         shutil.copy(REPO / name, context)
     # The virtualenv's setuptools builds it: the tests download nothing.
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", tmp_path, context], check=False, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            tmp_path,
+            context,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("herald-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     source = REPO / "src"
-    package_files = {path.relative_to(source).as_posix() for path in (source / "herald").rglob("*")
-                     if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts}
+    package_files = {
+        path.relative_to(source).as_posix()
+        for path in (source / "herald").rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
     assert package_files - shipped == set()
 
 
-@pytest.mark.parametrize(("cmdline", "url"), [
-    (["/usr/local/bin/python", "/usr/local/bin/herald", "api"], "http://127.0.0.1:8080/healthz"),
-    (["/usr/local/bin/python", "/usr/local/bin/herald", "worker"], "http://127.0.0.1:8081/healthz"),
-    (["/usr/local/bin/python", "/usr/local/bin/herald", "probe"], "http://127.0.0.1:8090/_probe/stats"),
-    (["/usr/local/bin/python", "/usr/local/bin/herald"], "http://127.0.0.1:8080/healthz"),
-])
+@pytest.mark.parametrize(
+    ("cmdline", "url"),
+    [
+        (["/usr/local/bin/python", "/usr/local/bin/herald", "api"], "http://127.0.0.1:8080/healthz"),
+        (["/usr/local/bin/python", "/usr/local/bin/herald", "worker"], "http://127.0.0.1:8081/healthz"),
+        (["/usr/local/bin/python", "/usr/local/bin/herald", "probe"], "http://127.0.0.1:8090/_probe/stats"),
+        (["/usr/local/bin/python", "/usr/local/bin/herald"], "http://127.0.0.1:8080/healthz"),
+    ],
+)
 def test_image_healthcheck_asks_the_running_command(cmdline: list[str], url: str) -> None:
     spec = importlib.util.spec_from_file_location("healthcheck", REPO / "deploy/docker/healthcheck.py")
     assert spec and spec.loader

@@ -25,19 +25,25 @@ def kubernetes_validate(path: Path | str) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("schema", "path"), [
-    ("vendor.gitlab-ci", ".gitlab-ci.yml"),
-    ("vendor.compose-spec", "docker-compose.yml"),
-])
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [
+        ("vendor.gitlab-ci", ".gitlab-ci.yml"),
+        ("vendor.compose-spec", "docker-compose.yml"),
+    ],
+)
 def test_file_matches_its_schema(schema: str, path: str) -> None:
     code, output = check_jsonschema(schema, path)
     assert code == 0, output
 
 
-@pytest.mark.parametrize(("schema", "broken"), [
-    ("vendor.gitlab-ci", {"test": {"stage": "test", "scrpit": ["true"]}}),
-    ("vendor.compose-spec", {"services": {"api": {"image": "herald", "prots": ["8080:8080"]}}}),
-])
+@pytest.mark.parametrize(
+    ("schema", "broken"),
+    [
+        ("vendor.gitlab-ci", {"test": {"stage": "test", "scrpit": ["true"]}}),
+        ("vendor.compose-spec", {"services": {"api": {"image": "herald", "prots": ["8080:8080"]}}}),
+    ],
+)
 def test_schema_check_rejects_a_broken_file(schema: str, broken: dict, tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text(yaml.safe_dump(broken))

@@ -9,8 +9,13 @@ from herald.domain.breaker import BreakerState
 from herald.store.messages import message_id
 from tests.helpers import add_mailing, counts, eventually, insert_clients, wait_counts
 
-FAST_BREAKER = {"breaker_failures": 5, "breaker_open_s": 0.3, "breaker_max_open_s": 0.6, "backoff_cap_s": 1.0,
-                "breaker_trials": 2}
+FAST_BREAKER = {
+    "breaker_failures": 5,
+    "breaker_open_s": 0.3,
+    "breaker_max_open_s": 0.6,
+    "backoff_cap_s": 1.0,
+    "breaker_trials": 2,
+}
 
 
 async def test_a_dead_api_gets_only_probes_and_messages_keep_their_attempts(start_herald, db, store, probe, clock):
@@ -41,8 +46,15 @@ async def test_a_dead_api_gets_only_probes_and_messages_keep_their_attempts(star
 
 async def test_overload_shrinks_concurrency_and_recovery_grows_it_back(start_herald, db, store, probe, clock):
     await insert_clients(db, 200)
-    api = await start_herald(dispatch={"concurrency": 16, "start_concurrency": 16, "breaker_failures": 1000,
-                                       "breaker_error_rate": 1.0, "backoff_cap_s": 1.0})
+    api = await start_herald(
+        dispatch={
+            "concurrency": 16,
+            "start_concurrency": 16,
+            "breaker_failures": 1000,
+            "breaker_error_rate": 1.0,
+            "backoff_cap_s": 1.0,
+        }
+    )
     dispatcher = api.server.app[dispatcher_key]
     probe.fail_next("503", 30)
     mailing = await add_mailing(api)
@@ -68,10 +80,13 @@ async def test_few_requests_reach_an_api_that_is_down_when_a_worker_starts(start
 
 
 async def test_messages_that_keep_failing_neither_hold_the_breaker_open_nor_wait_for_it(
-        start_herald, db, store, probe, clock):
+    start_herald, db, store, probe, clock
+):
     await insert_clients(db, 40)
-    api = await start_herald(sender={"timeout_s": 0.3}, dispatch={
-        "breaker_open_s": 0.5, "breaker_max_open_s": 30.0, "backoff_base_s": 1.0, "backoff_cap_s": 4.0})
+    api = await start_herald(
+        sender={"timeout_s": 0.3},
+        dispatch={"breaker_open_s": 0.5, "breaker_max_open_s": 30.0, "backoff_base_s": 1.0, "backoff_cap_s": 4.0},
+    )
     dispatcher = api.server.app[dispatcher_key]
     # A slow spell: every request is held past Herald's timeout, and the breaker opens.
     probe.state.faults.update({"latency_ms": 1000})
@@ -83,10 +98,12 @@ async def test_messages_that_keep_failing_neither_hold_the_breaker_open_nor_wait
     # Then a mailing where a few messages fail, each its own way, among healthy ones.
     start = clock.now() + timedelta(minutes=1)
     mailing = await add_mailing(api, start_at=start.isoformat())
-    scripts = {**{c: [{"fault": "500", "count": 2}] for c in (1, 2, 3)},
-               **{c: [{"fault": "malformed"}] for c in (4, 5, 6)},
-               **{c: [{"fault": "429"}] for c in (7, 8, 9)},
-               **{c: [{"fault": "400"}] for c in (10, 11)}}
+    scripts = {
+        **{c: [{"fault": "500", "count": 2}] for c in (1, 2, 3)},
+        **{c: [{"fault": "malformed"}] for c in (4, 5, 6)},
+        **{c: [{"fault": "429"}] for c in (7, 8, 9)},
+        **{c: [{"fault": "400"}] for c in (10, 11)},
+    }
     probe.state.faults.update({"messages": {str(message_id(mailing["id"], c)): steps for c, steps in scripts.items()}})
     clock.set(start)
     started = time.monotonic()

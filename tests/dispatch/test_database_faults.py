@@ -23,7 +23,8 @@ def settles(command: dict[str, Any]) -> bool:
 
 
 async def test_messages_survive_database_errors_between_claim_and_settle(
-        config: Config, mongo_base_url: str, start_herald, db, store, probe, clock):
+    config: Config, mongo_base_url: str, start_herald, db, store, probe, clock
+):
     upstream = urlsplit(mongo_base_url)
     proxy = await DatabaseProxy((upstream.hostname or "127.0.0.1", upstream.port or 27017)).start()
     try:

@@ -16,7 +16,7 @@ async def test_a_started_mailing_reaches_every_matching_client_once(api, store, 
 
     await wait_counts(store, mailing["id"], {"sent": 3})
     expected = {message_id(mailing["id"], c["id"]): c for c in vip}
-    assert probe.accepted() == {msg_id: 1 for msg_id in expected}
+    assert probe.accepted() == dict.fromkeys(expected, 1)
     for msg_id, client in expected.items():
         assert probe.state.ledger.bodies[msg_id] == {"id": msg_id, "phone": int(client["phone"]), "text": "Sale!"}
     messages = await store.messages.page(limit=10, mailing_id=mailing["id"])
@@ -57,7 +57,7 @@ async def test_retryable_failures_are_retried_with_backoff_until_sent(api, store
     mailing = await add_mailing(api)
     msg_id = message_id(mailing["id"], client["id"])
     for attempts in (1, 2):
-        await eventually(lambda: _attempted(store, msg_id, attempts, MessageStatus.PENDING))
+        await eventually(lambda attempts=attempts: _attempted(store, msg_id, attempts, MessageStatus.PENDING))
         (message,) = await store.messages.page(limit=1, mailing_id=mailing["id"])
         step = 2 ** (attempts - 1)  # backoff_base_s is 1 in tests: half a step to a full step
         assert step / 2 - 0.001 <= (message.due_at - clock.now()).total_seconds() <= step
@@ -105,7 +105,7 @@ async def test_a_refused_token_never_fails_messages(start_herald, store, probe, 
     msg_id = message_id(mailing["id"], client["id"])
     for refusals in range(1, 6):
         # The retry is recorded before the clock moves on: its due time is then at most 2 s ahead.
-        await eventually(lambda: _attempted(store, msg_id, refusals, MessageStatus.PENDING))
+        await eventually(lambda refusals=refusals: _attempted(store, msg_id, refusals, MessageStatus.PENDING))
         clock.advance(3)
     await wait_counts(store, mailing["id"], {"sent": 1})
     assert probe.state.ledger.by_outcome["401"] == 5

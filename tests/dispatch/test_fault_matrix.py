@@ -15,8 +15,15 @@ from tests.helpers import T0, add_mailing, counts, insert_clients
 MESSAGES = 20
 END = T0 + timedelta(minutes=10)
 MAX_ATTEMPTS = 8
-DISPATCH = {"concurrency": 5, "max_attempts": MAX_ATTEMPTS, "backoff_base_s": 1.0, "backoff_cap_s": 8.0,
-            "breaker_failures": 5, "breaker_open_s": 0.1, "breaker_max_open_s": 0.2}
+DISPATCH = {
+    "concurrency": 5,
+    "max_attempts": MAX_ATTEMPTS,
+    "backoff_base_s": 1.0,
+    "backoff_cap_s": 8.0,
+    "breaker_failures": 5,
+    "breaker_open_s": 0.1,
+    "breaker_max_open_s": 0.2,
+}
 
 
 @dataclass
@@ -37,8 +44,9 @@ CASES = {
     "200 with a malformed body": Case(script=[("malformed", 30)]),
     "dropped connections": Case(script=[("drop", 30)]),
     # The emulator accepts after 0.6 s what Herald gave up on at 0.2 s: the documented source of duplicates.
-    "latency beyond the timeout": Case(faults={"latency_ms": 600}, heal_after_s=30, sender={"timeout_s": 0.2},
-                                       max_duplicates=MESSAGES),
+    "latency beyond the timeout": Case(
+        faults={"latency_ms": 600}, heal_after_s=30, sender={"timeout_s": 0.2}, max_duplicates=MESSAGES
+    ),
     "a full outage that ends": Case(faults={"outage": True}, heal_after_s=120),
     "an outage that outlasts the mailing": Case(faults={"outage": True}, expected={"expired": MESSAGES}),
     # More refusals than MAX_ATTEMPTS: a refused token must not fail messages.

@@ -12,7 +12,8 @@ from tests.helpers import add_clients, add_mailing, wait_counts
 async def test_imported_clients_join_the_running_mailings_they_match(api, store, probe):
     mailing = await add_mailing(api, filter={"tags": ["vip"]})
     body = "phone,operator_code,tag,timezone\n" + "".join(
-        f"7900{i:07d},,{'vip' if i % 2 else 'other'},UTC\n" for i in range(120))
+        f"7900{i:07d},,{'vip' if i % 2 else 'other'},UTC\n" for i in range(120)
+    )
     result = await import_file(api, body)
     assert result["created"] == 120
     await wait_counts(store, mailing["id"], {"sent": 60})

@@ -10,11 +10,13 @@ from herald.probe.app import make_token
 @pytest.fixture
 async def send(probe, config):
     async with aiohttp.ClientSession() as session:
+
         async def post(msg_id, body=None, token=config.sender.token):
             headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
             body = {"id": msg_id, "phone": 79001234567, "text": "hi"} if body is None else body
             async with session.post(f"{probe.url}/send/{msg_id}", json=body, headers=headers) as response:
                 return response.status, await response.read(), response.headers
+
         yield post
 
 
@@ -26,14 +28,22 @@ async def test_a_valid_request_is_accepted_and_recorded(send, probe):
     assert probe.state.ledger.summary()["duplicates"] == 1
 
 
-@pytest.mark.parametrize("token", [None, "not-a-jwt", jwt.encode({"sub": "x"}, "another-secret-of-32-bytes-at-least!",
-                                                                   algorithm="HS256")])
+@pytest.mark.parametrize(
+    "token", [None, "not-a-jwt", jwt.encode({"sub": "x"}, "another-secret-of-32-bytes-at-least!", algorithm="HS256")]
+)
 async def test_a_missing_or_foreign_token_is_401(send, token):
     assert (await send(7, token=token))[0] == 401
 
 
-@pytest.mark.parametrize("body", [{"id": 8, "phone": 79001234567, "text": "hi"}, {"id": 7, "phone": "7900", "text": "hi"},
-                                  {"id": 7, "phone": 79001234567}, {"id": 7, "phone": 1, "text": "x", "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": 8, "phone": 79001234567, "text": "hi"},
+        {"id": 7, "phone": "7900", "text": "hi"},
+        {"id": 7, "phone": 79001234567},
+        {"id": 7, "phone": 1, "text": "x", "extra": 1},
+    ],
+)
 async def test_a_malformed_body_is_400(send, body):
     assert (await send(7, body=body))[0] == 400
 

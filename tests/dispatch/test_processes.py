@@ -6,7 +6,6 @@ import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 
-
 from herald.domain.models import ClientFilter
 from herald.store import Store
 from tests.helpers import eventually, insert_clients, wait_counts
@@ -14,9 +13,16 @@ from tests.helpers import eventually, insert_clients, wait_counts
 
 async def _running_mailing(store: Store) -> int:
     now = datetime.now(UTC)
-    mailing = await store.mailings.create({"text": "Hi", "start_at": now - timedelta(minutes=1),
-                                           "end_at": now + timedelta(hours=1), "filter": ClientFilter(),
-                                           "send_window": None}, now)
+    mailing = await store.mailings.create(
+        {
+            "text": "Hi",
+            "start_at": now - timedelta(minutes=1),
+            "end_at": now + timedelta(hours=1),
+            "filter": ClientFilter(),
+            "send_window": None,
+        },
+        now,
+    )
     return mailing.id
 
 
@@ -24,8 +30,12 @@ async def test_a_worker_killed_mid_mailing_loses_nothing(config, db, store, prob
     total, concurrency = 600, 20
     await insert_clients(db, total, datetime.now(UTC))
     probe.state.faults.update({"latency_ms": 10})
-    settings = {"HERALD_DISPATCH_CONCURRENCY": str(concurrency), "HERALD_DISPATCH_BATCH_SIZE": "50",
-                "HERALD_DISPATCH_LEASE_S": "3", "HERALD_SENDER_TIMEOUT_S": "1"}
+    settings = {
+        "HERALD_DISPATCH_CONCURRENCY": str(concurrency),
+        "HERALD_DISPATCH_BATCH_SIZE": "50",
+        "HERALD_DISPATCH_LEASE_S": "3",
+        "HERALD_SENDER_TIMEOUT_S": "1",
+    }
     victim = workers.spawn(**settings)
     mailing_id = await _running_mailing(store)
     await eventually(lambda: _accepted_at_least(probe, total // 4), timeout=60)

@@ -52,9 +52,17 @@ def issuer(herald_port: int) -> Iterator[str]:
     _require("oidc-provider", (PROVIDER_PACKAGE / "node_modules" / "oidc-provider").is_dir())
     port = free_port()
     with subprocess.Popen(
-        ["node", str(Path(__file__).parent / "oidc_provider.mjs"), str(PROVIDER_PACKAGE), str(port), CLIENT_ID,
-         f"http://127.0.0.1:{herald_port}/admin/callback", "admin"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            "node",
+            str(Path(__file__).parent / "oidc_provider.mjs"),
+            str(PROVIDER_PACKAGE),
+            str(port),
+            CLIENT_ID,
+            f"http://127.0.0.1:{herald_port}/admin/callback",
+            "admin",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     ) as process:
         try:
             assert process.stdout is not None
@@ -69,9 +77,18 @@ def issuer(herald_port: int) -> Iterator[str]:
 @pytest.fixture
 async def herald(config: Config, clock: Clock, issuer: str, herald_port: int) -> AsyncIterator[str]:
     """Herald with every role, the admin UI signing in through `issuer`; its base URL."""
-    app = create_app(config.replace(auth={"mode": "oidc", "issuer": issuer, "audience": "herald",
-                                          "client_id": CLIENT_ID, "session_secret": "e2e-session-secret"}),
-                     clock=clock)
+    app = create_app(
+        config.replace(
+            auth={
+                "mode": "oidc",
+                "issuer": issuer,
+                "audience": "herald",
+                "client_id": CLIENT_ID,
+                "session_secret": "e2e-session-secret",
+            }
+        ),
+        clock=clock,
+    )
     server = TestServer(app, host="127.0.0.1", port=herald_port)
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
@@ -87,4 +104,3 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield browser
         await browser.close()
-

@@ -63,9 +63,15 @@ async def test_an_operator_signs_in_sends_a_mailing_and_signs_out(
     await page.get_by_role("link", name="Import").click()
     await page.get_by_label("update the client (upsert)").check()
     rows = "".join(f"7901{i:07d},,bulk,Asia/Omsk\n" for i in range(5_000))
-    await page.get_by_label("File").set_input_files(files=[{
-        "name": "base.csv", "mimeType": "text/csv",
-        "buffer": ("phone,operator_code,tag,timezone\n" + rows + "7901,,bulk,UTC\n").encode()}])
+    await page.get_by_label("File").set_input_files(
+        files=[
+            {
+                "name": "base.csv",
+                "mimeType": "text/csv",
+                "buffer": ("phone,operator_code,tag,timezone\n" + rows + "7901,,bulk,UTC\n").encode(),
+            }
+        ]
+    )
     await page.get_by_role("button", name="Import").click()
     await expect(page.get_by_role("heading", name="Import #")).to_contain_text("done", timeout=20_000)
     await expect(page.locator(".facts")).to_contain_text("Created5000")

@@ -44,9 +44,14 @@ async def test_finds_and_writes_by_integer_id_use_the_index(db: Database) -> Non
 
 # Documents whose field `v` holds values of several types, as MongoDB compares them within type brackets.
 MIXED = [
-    {"_id": 1, "v": 1, "s": "a"}, {"_id": 2, "v": 1.0, "s": "a"}, {"_id": 3, "v": 2, "s": "b"},
-    {"_id": 4, "v": "1", "s": "a"}, {"_id": 5, "v": None, "s": "b"}, {"_id": 6, "s": "a"},
-    {"_id": 7, "v": T0, "s": "a"}, {"_id": 8, "v": True, "s": "b"},
+    {"_id": 1, "v": 1, "s": "a"},
+    {"_id": 2, "v": 1.0, "s": "a"},
+    {"_id": 3, "v": 2, "s": "b"},
+    {"_id": 4, "v": "1", "s": "a"},
+    {"_id": 5, "v": None, "s": "b"},
+    {"_id": 6, "s": "a"},
+    {"_id": 7, "v": T0, "s": "a"},
+    {"_id": 8, "v": True, "s": "b"},
 ]
 
 
@@ -72,8 +77,9 @@ ARRAY = {"_id": 9, "v": [1, 2], "s": "a"}
 
 @pytest.mark.parametrize("with_array", [False, True], ids=["no-array", "array"])
 @pytest.mark.parametrize(("query", "expected", "array_matches"), FILTERS)
-async def test_filters_match_as_mongodb_does(db: Database, query: dict[str, Any], expected: list[int],
-                                             array_matches: bool, with_array: bool) -> None:
+async def test_filters_match_as_mongodb_does(
+    db: Database, query: dict[str, Any], expected: list[int], array_matches: bool, with_array: bool
+) -> None:
     """SQLite selects what it can (a superset where a field's values span types); the result is MongoDB's."""
     await db.c.create_index([("v", ASCENDING), ("s", ASCENDING)])
     await db.c.insert_many([*MIXED, ARRAY] if with_array else MIXED)
@@ -117,8 +123,9 @@ async def test_a_sort_over_values_of_several_types_keeps_mongodbs_order(db: Data
 
 async def test_counts_come_from_the_index(db: Database) -> None:
     await db.c.create_index([("m", ASCENDING), ("status", ASCENDING)])
-    await db.c.insert_many([{"_id": i, "m": i % 3, "status": ["sent", "failed", "pending"][i % 4 % 3]}
-                            for i in range(1, 301)])
+    await db.c.insert_many(
+        [{"_id": i, "m": i % 3, "status": ["sent", "failed", "pending"][i % 4 % 3]} for i in range(1, 301)]
+    )
     pipeline: list[dict[str, Any]] = [{"$match": {"m": 1}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
     counts = {row["_id"]: row["n"] async for row in await db.c.aggregate(pipeline)}
     expected: dict[str, int] = {}
@@ -159,8 +166,9 @@ async def test_concurrent_updates_are_atomic(db: Database) -> None:
 
 async def test_a_bulk_write_of_many_statements_completes(db: Database) -> None:
     await db.c.insert_many([{"_id": i} for i in range(200)])
-    result = await asyncio.wait_for(db.c.bulk_write([UpdateOne({"_id": i}, {"$set": {"x": i}}) for i in range(150)],
-                                                    ordered=False), 30)
+    result = await asyncio.wait_for(
+        db.c.bulk_write([UpdateOne({"_id": i}, {"$set": {"x": i}}) for i in range(150)], ordered=False), 30
+    )
     assert result.modified_count == 150
 
 

@@ -62,11 +62,21 @@ def smtp() -> Iterator[SmtpServer]:
 @pytest.fixture
 def email_config(config: Config, smtp: SmtpServer) -> Config:
     """Herald with the daily email on, sent at 08:00 UTC to the loopback SMTP server, retrying quickly."""
-    return config.replace(email={
-        "enabled": True, "send_at": "08:00", "timezone": "UTC", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
-        "security": "none", "recipients": ", ".join(RECIPIENTS), "sender": "herald@example.com",
-        "timeout_s": 5.0, "attempts": 3, "backoff_s": 0.01,
-    })
+    return config.replace(
+        email={
+            "enabled": True,
+            "send_at": "08:00",
+            "timezone": "UTC",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "security": "none",
+            "recipients": ", ".join(RECIPIENTS),
+            "sender": "herald@example.com",
+            "timeout_s": 5.0,
+            "attempts": 3,
+            "backoff_s": 0.01,
+        }
+    )
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

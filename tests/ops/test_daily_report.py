@@ -27,20 +27,35 @@ def at(text: str) -> datetime:
 
 async def _mailing(store, db, text, start, end, statuses, **fields):
     mailing = await store.mailings.create({"text": text, "start_at": at(start), "end_at": at(end), **fields}, T0)
-    await db.messages.insert_many([
-        {"_id": mailing.id << 32 | n, "mailing_id": mailing.id, "client_id": n, "status": status}
-        for n, status in enumerate(statuses, start=1)
-    ])
+    await db.messages.insert_many(
+        [
+            {"_id": mailing.id << 32 | n, "mailing_id": mailing.id, "client_id": n, "status": status}
+            for n, status in enumerate(statuses, start=1)
+        ]
+    )
     return mailing
 
 
 @pytest.fixture
 async def day_of_mailings(store, db):
     """Two mailings ran on the 31st; one ended before it, one starts after it, one was deleted."""
-    sale = await _mailing(store, db, "Summer sale:\n20% off everything", "2026-05-31T09:00:00Z",
-                          "2026-05-31T18:00:00Z", ["sent"] * 3 + ["failed", "expired"])
-    week = await _mailing(store, db, "Week-long news", "2026-05-30T00:00:00Z", "2026-06-02T00:00:00Z",
-                          ["sent", "sent", "pending", "pending"], send_window=SendWindow(time(9), time(21)))
+    sale = await _mailing(
+        store,
+        db,
+        "Summer sale:\n20% off everything",
+        "2026-05-31T09:00:00Z",
+        "2026-05-31T18:00:00Z",
+        ["sent"] * 3 + ["failed", "expired"],
+    )
+    week = await _mailing(
+        store,
+        db,
+        "Week-long news",
+        "2026-05-30T00:00:00Z",
+        "2026-06-02T00:00:00Z",
+        ["sent", "sent", "pending", "pending"],
+        send_window=SendWindow(time(9), time(21)),
+    )
     await _mailing(store, db, "Old", "2026-05-29T00:00:00Z", "2026-05-31T00:00:00Z", ["sent"] * 7)
     await _mailing(store, db, "Next", "2026-06-01T00:00:00Z", "2026-06-01T23:00:00Z", ["sent"] * 7)
     deleted = await _mailing(store, db, "Gone", "2026-05-31T00:00:00Z", "2026-05-31T23:00:00Z", ["cancelled"] * 7)
@@ -48,8 +63,7 @@ async def day_of_mailings(store, db):
     return sale, week
 
 
-async def test_the_report_arrives_with_subject_parts_and_figures(store, clock, email_config, smtp,
-                                                                  day_of_mailings):
+async def test_the_report_arrives_with_subject_parts_and_figures(store, clock, email_config, smtp, day_of_mailings):
     sale, week = day_of_mailings
     assert await send_daily_report(store, clock, email_config.email)
 
@@ -60,21 +74,55 @@ async def test_the_report_arrives_with_subject_parts_and_figures(store, clock, e
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # SMTP lines end in CRLF
     html = message.get_body(("html",)).get_content()
     assert "2 mailings, 9 messages: 2 pending, 0 sending, 5 sent, 1 failed, 1 expired, 0 cancelled" in text
-    assert f"Mailing {sale.id}: Summer sale: 20% off everything\n  2026-05-31 09:00 – 2026-05-31 18:00\n" \
-           "  total 5: 0 pending, 0 sending, 3 sent, 1 failed, 1 expired, 0 cancelled" in text
-    assert f"Mailing {week.id}: Week-long news\n  2026-05-30 00:00 – 2026-06-02 00:00, " \
-           "sending 09:00–21:00 client time\n  total 4: 2 pending, 0 sending, 2 sent, 0 failed" in text
+    assert (
+        f"Mailing {sale.id}: Summer sale: 20% off everything\n  2026-05-31 09:00 – 2026-05-31 18:00\n"
+        "  total 5: 0 pending, 0 sending, 3 sent, 1 failed, 1 expired, 0 cancelled" in text
+    )
+    assert (
+        f"Mailing {week.id}: Week-long news\n  2026-05-30 00:00 – 2026-06-02 00:00, "
+        "sending 09:00–21:00 client time\n  total 4: 2 pending, 0 sending, 2 sent, 0 failed" in text
+    )
     assert "Old" not in text and "Next" not in text and "Gone" not in text
 
     head = re.findall(r"<th\b[^>]*>(.*?)</th>", html)
-    assert head == ["Mailing", "Text", "Window", "Total", "pending", "sending", "sent", "failed", "expired",
-                    "cancelled"]
+    assert head == [
+        "Mailing",
+        "Text",
+        "Window",
+        "Total",
+        "pending",
+        "sending",
+        "sent",
+        "failed",
+        "expired",
+        "cancelled",
+    ]
     rows = [re.findall(r"<td\b[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", html)[1:]]
     assert rows == [  # in start order
-        [str(week.id), "Week-long news", "2026-05-30 00:00 – 2026-06-02 00:00, sending 09:00–21:00 client time",
-         "4", "2", "0", "2", "0", "0", "0"],
-        [str(sale.id), "Summer sale: 20% off everything", "2026-05-31 09:00 – 2026-05-31 18:00",
-         "5", "0", "0", "3", "1", "1", "0"],
+        [
+            str(week.id),
+            "Week-long news",
+            "2026-05-30 00:00 – 2026-06-02 00:00, sending 09:00–21:00 client time",
+            "4",
+            "2",
+            "0",
+            "2",
+            "0",
+            "0",
+            "0",
+        ],
+        [
+            str(sale.id),
+            "Summer sale: 20% off everything",
+            "2026-05-31 09:00 – 2026-05-31 18:00",
+            "5",
+            "0",
+            "0",
+            "3",
+            "1",
+            "1",
+            "0",
+        ],
         ["All", "", "", "9", "2", "0", "5", "1", "1", "0"],
     ]
     assert not re.search(r"<(img|link|script)\b|\bsrc=|url\(", html)  # nothing a mail client would fetch
@@ -134,8 +182,7 @@ async def test_a_claim_left_by_a_dead_process_is_taken_over_after_its_lease(stor
     assert len(smtp.mailbox.messages) == 1
 
 
-async def test_a_planner_process_started_after_the_send_time_catches_up_once(start_herald, email_config, smtp,
-                                                                            clock):
+async def test_a_planner_process_started_after_the_send_time_catches_up_once(start_herald, email_config, smtp, clock):
     roles = frozenset({Role.PLANNER})
     first = await start_herald(roles, email=asdict(email_config.email))
     await eventually(lambda: scraped(first, "herald_job_runs_total", job="daily_report", result="ok"))

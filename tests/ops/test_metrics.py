@@ -15,8 +15,10 @@ WORKER = frozenset({Role.PLANNER, Role.DISPATCHER})
 
 def _expired(samples):
     """Expired by the dispatcher (due after the end) or by the planner when the mailing closed."""
-    return sum(value(samples, "herald_message_transitions_total", **{"from": source, "to": "expired"})
-               for source in ("sending", "pending"))
+    return sum(
+        value(samples, "herald_message_transitions_total", **{"from": source, "to": "expired"})
+        for source in ("sending", "pending")
+    )
 
 
 async def test_http_requests_are_counted_by_route_template_never_by_id(api):
@@ -77,8 +79,9 @@ async def test_the_backlog_and_its_oldest_age_come_from_the_outbox(start_herald,
     assert value(samples, "herald_database_up") == 1
 
     mailing = await store.mailings.create({"text": "Hi", "start_at": T0, "end_at": T0 + timedelta(hours=1)}, T0)
-    await store.messages.insert_planned(mailing.id, [(1, T0 - timedelta(seconds=90)), (2, T0),
-                                                     (3, T0 + timedelta(minutes=5))], T0)
+    await store.messages.insert_planned(
+        mailing.id, [(1, T0 - timedelta(seconds=90)), (2, T0), (3, T0 + timedelta(minutes=5))], T0
+    )
     samples = await scrape(api_only)
     assert value(samples, "herald_outbox_due_messages") == 2  # the third is not due yet
     assert value(samples, "herald_outbox_oldest_due_age_seconds") == 90
@@ -111,8 +114,13 @@ async def test_a_herald_worker_process_serves_metrics_on_its_worker_port(workers
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
         text = await eventually(lambda: _get_text(http, "/metrics"), timeout=30)
     names = {family.name for family in text_string_to_metric_families(text)}
-    assert {"herald_circuit_breaker_state", "herald_dispatch_concurrency_limit", "herald_outbox_due_messages",
-            "herald_message_transitions", "herald_job_runs"} <= names
+    assert {
+        "herald_circuit_breaker_state",
+        "herald_dispatch_concurrency_limit",
+        "herald_outbox_due_messages",
+        "herald_message_transitions",
+        "herald_job_runs",
+    } <= names
 
 
 async def _get_text(http, path):

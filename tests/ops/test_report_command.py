@@ -11,16 +11,31 @@ from tests.ops.conftest import RECIPIENTS
 
 
 async def herald_report(config, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HERALD_MONGO_URL": config.mongo.url, "HERALD_LOG_LEVEL": "WARNING",
-           **{f"HERALD_EMAIL_{key.upper()}": str(value) for key, value in vars(config.email).items()}}
-    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "herald", "report", *args],
-                                   capture_output=True, text=True, timeout=60, env=env)
+    env = {
+        **os.environ,
+        "HERALD_MONGO_URL": config.mongo.url,
+        "HERALD_LOG_LEVEL": "WARNING",
+        **{f"HERALD_EMAIL_{key.upper()}": str(value) for key, value in vars(config.email).items()},
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "herald", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 async def _a_mailing_on_the_31st(store):
-    await store.mailings.create({"text": "Holiday hours", "start_at": datetime.fromisoformat("2026-05-31T08:00Z"),
-                                 "end_at": datetime.fromisoformat("2026-05-31T20:00Z")},
-                                datetime.fromisoformat("2026-05-30T00:00Z"))
+    await store.mailings.create(
+        {
+            "text": "Holiday hours",
+            "start_at": datetime.fromisoformat("2026-05-31T08:00Z"),
+            "end_at": datetime.fromisoformat("2026-05-31T20:00Z"),
+        },
+        datetime.fromisoformat("2026-05-30T00:00Z"),
+    )
 
 
 async def test_dry_run_prints_the_report_and_sends_nothing(email_config, store, smtp):

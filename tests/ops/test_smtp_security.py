@@ -47,9 +47,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Herald test SMTP")])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(T0 - timedelta(days=3650)).not_valid_after(T0 + timedelta(days=3650))
+        .not_valid_before(T0 - timedelta(days=3650))
+        .not_valid_after(T0 + timedelta(days=3650))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -57,8 +61,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     directory = tmp_path_factory.mktemp("smtp-tls")
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return Certificate(cert_file, key_file)
 
 
@@ -85,8 +90,14 @@ def _login(server: SMTP, session: Session, envelope: Envelope, mechanism: str, d
 def starttls_server(certificate: Certificate) -> Iterator[tuple[int, SecureMailbox]]:
     mailbox = SecureMailbox()
     controller = Controller(
-        mailbox, hostname="127.0.0.1", port=free_port(), tls_context=certificate.server_context(),
-        require_starttls=True, auth_require_tls=True, auth_required=True, authenticator=_login,
+        mailbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=certificate.server_context(),
+        require_starttls=True,
+        auth_require_tls=True,
+        auth_required=True,
+        authenticator=_login,
     )
     controller.start()
     yield controller.port, mailbox
@@ -99,8 +110,13 @@ def tls_server(certificate: Certificate) -> Iterator[tuple[int, SecureMailbox]]:
     # aiosmtpd counts only STARTTLS as TLS: with implicit TLS (encrypted from the first byte) AUTH must be allowed
     # "without TLS" (its warning is silenced in pyproject.toml).
     controller = Controller(
-        mailbox, hostname="127.0.0.1", port=free_port(), ssl_context=certificate.server_context(),
-        auth_required=True, auth_require_tls=False, authenticator=_login,
+        mailbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        ssl_context=certificate.server_context(),
+        auth_required=True,
+        auth_require_tls=False,
+        authenticator=_login,
     )
     controller.start()
     yield controller.port, mailbox
@@ -109,9 +125,20 @@ def tls_server(certificate: Certificate) -> Iterator[tuple[int, SecureMailbox]]:
 
 def _config(port: int, security: str, ca_file: Path | str, password: str = PASSWORD) -> EmailConfig:
     return EmailConfig(
-        enabled=True, send_at="08:00", timezone="UTC", smtp_host="127.0.0.1", smtp_port=port, security=security,
-        ca_file=str(ca_file), user=USER, password=password, sender="herald@example.com",
-        recipients="ops@example.com", timeout_s=5.0, attempts=1, backoff_s=0.01,
+        enabled=True,
+        send_at="08:00",
+        timezone="UTC",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        security=security,
+        ca_file=str(ca_file),
+        user=USER,
+        password=password,
+        sender="herald@example.com",
+        recipients="ops@example.com",
+        timeout_s=5.0,
+        attempts=1,
+        backoff_s=0.01,
     )
 
 

@@ -10,8 +10,14 @@ from tests.helpers import T0
 
 
 def fields(**overrides):
-    return {"text": "hi", "start_at": T0, "end_at": T0 + timedelta(hours=1), "filter": ClientFilter(),
-            "send_window": None, **overrides}
+    return {
+        "text": "hi",
+        "start_at": T0,
+        "end_at": T0 + timedelta(hours=1),
+        "filter": ClientFilter(),
+        "send_window": None,
+        **overrides,
+    }
 
 
 async def test_only_one_planner_holds_a_mailing_until_its_lease_ends(store: Store):

@@ -10,7 +10,7 @@ from tests.helpers import T0
 async def test_planning_twice_creates_one_message_per_client(store: Store):
     due = [(client_id, T0) for client_id in range(1, 6)]
     assert await store.messages.insert_planned(7, due, T0) == 5
-    assert await store.messages.insert_planned(7, due + [(6, T0)], T0) == 1
+    assert await store.messages.insert_planned(7, [*due, (6, T0)], T0) == 1
     messages = await store.messages.page(after=None, limit=100, mailing_id=7)
     assert [(m.client_id, m.id) for m in messages] == [(c, message_id(7, c)) for c in range(1, 7)]
 
@@ -99,8 +99,11 @@ async def test_cancel_and_expire_touch_only_pending_messages(store: Store):
     assert await store.messages.cancel_pending(mailing_id=1, client_id=to_cancel) == 1
     assert await store.messages.expire_pending(1) == 1
     statuses = {m.client_id: m.status for m in await store.messages.page(after=None, limit=10)}
-    assert statuses == {in_flight: MessageStatus.SENDING, to_cancel: MessageStatus.CANCELLED,
-                        to_expire: MessageStatus.EXPIRED}
+    assert statuses == {
+        in_flight: MessageStatus.SENDING,
+        to_cancel: MessageStatus.CANCELLED,
+        to_expire: MessageStatus.EXPIRED,
+    }
 
 
 async def test_a_message_given_back_can_be_claimed_again_and_again(store: Store):

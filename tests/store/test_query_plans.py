@@ -45,8 +45,9 @@ async def exercise(store: Store) -> None:
     vip = ClientFilter(("900",), ("vip",))
     await store.clients.audience_batch(vip, after=0, limit=10)
     await store.clients.audience_by_timezone(vip)
-    mailing = await store.mailings.create({"text": "Hi", "start_at": T0, "end_at": T0 + timedelta(hours=1),
-                                           "filter": vip, "send_window": None}, T0)
+    mailing = await store.mailings.create(
+        {"text": "Hi", "start_at": T0, "end_at": T0 + timedelta(hours=1), "filter": vip, "send_window": None}, T0
+    )
     await store.mailings.get(mailing.id)
     await store.mailings.page(after=None, limit=10)
     await store.mailings.running(T0)
@@ -59,13 +60,17 @@ async def exercise(store: Store) -> None:
     claim = await store.messages.claim(2, T0, 60)
     assert claim is not None
     settle = Settle(claim.token)
-    await store.messages.settle([settle.sent(claim.messages[0].id),
-                                 settle.retry(claim.messages[1].id, T0, "x")], T0)
+    await store.messages.settle([settle.sent(claim.messages[0].id), settle.retry(claim.messages[1].id, T0, "x")], T0)
     await store.messages.release({claim.token: [m.id for m in claim.messages]}, T0)
     await store.messages.backlog(T0)
     await store.messages.pending_batch(mailing.id, after=0, limit=10)
-    for query in ({"mailing_id": mailing.id}, {"mailing_id": mailing.id, "status": "sent"},
-                  {"client_id": clients[0].id}, {"status": "failed"}, {"after": 5}):
+    for query in (
+        {"mailing_id": mailing.id},
+        {"mailing_id": mailing.id, "status": "sent"},
+        {"client_id": clients[0].id},
+        {"status": "failed"},
+        {"after": 5},
+    ):
         await store.messages.page(limit=10, **query)
     await store.messages.cancel_pending(ids=[claim.messages[1].id])
     await store.messages.cancel_pending(client_id=clients[2].id)
@@ -91,8 +96,11 @@ async def exercise(store: Store) -> None:
 def explanations(command: dict[str, Any]) -> list[dict[str, Any]]:
     """The explain commands of a recorded command: one per statement of an update or a delete."""
     name = next(iter(command))
-    body = {key: value for key, value in command.items()
-            if not key.startswith("$") and key not in {"lsid", "txnNumber", "autocommit", "startTransaction"}}
+    body = {
+        key: value
+        for key, value in command.items()
+        if not key.startswith("$") and key not in {"lsid", "txnNumber", "autocommit", "startTransaction"}
+    }
     if name in {"update", "delete"}:
         statements = body.pop("updates" if name == "update" else "deletes")
         if not ON_MONGODB:  # FerretDB explains find, count and aggregate: a statement's filter is its query
@@ -108,7 +116,8 @@ def explanations(command: dict[str, Any]) -> list[dict[str, Any]]:
 def winning_plans(node: Any) -> list[Any]:
     if isinstance(node, dict):
         return [node["winningPlan"]] * ("winningPlan" in node) + [
-            plan for value in node.values() for plan in winning_plans(value)]
+            plan for value in node.values() for plan in winning_plans(value)
+        ]
     if isinstance(node, list):
         return [plan for value in node for plan in winning_plans(value)]
     return []

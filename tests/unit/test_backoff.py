@@ -29,8 +29,10 @@ def test_retries_that_fail_together_share_a_few_due_times():
         delays = [retry_delay(attempt, 2.0, 300.0, rng) for _ in range(200)]
         due = [retry_at(now, d, end) for d in delays]
         assert all(at >= now + timedelta(seconds=d) for at, d in zip(due, delays, strict=True))  # never early
-        assert all(at - (now + timedelta(seconds=d)) <= timedelta(seconds=max(1.0, d / 8))
-                   for at, d in zip(due, delays, strict=True))  # and not much later
+        assert all(
+            at - (now + timedelta(seconds=d)) <= timedelta(seconds=max(1.0, d / 8))
+            for at, d in zip(due, delays, strict=True)
+        )  # and not much later
         assert len(set(due)) <= 10, (attempt, len(set(due)))
 
 

@@ -5,8 +5,14 @@ import sys
 
 
 def herald(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "herald", *args], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "herald", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
 
 
 def test_invalid_configuration_stops_the_start_naming_the_key():

@@ -30,8 +30,9 @@ def test_a_preview_is_one_line_cut_with_an_ellipsis():
 
 
 def test_the_html_escapes_what_operators_typed():
-    mailing = Mailing(1, "<b>Sale</b> & more", datetime(2026, 5, 31, 6, tzinfo=UTC),
-                      datetime(2026, 5, 31, 18, tzinfo=UTC))
+    mailing = Mailing(
+        1, "<b>Sale</b> & more", datetime(2026, 5, 31, 6, tzinfo=UTC), datetime(2026, 5, 31, 18, tzinfo=UTC)
+    )
     report = build_report(date(2026, 5, 31), MOSCOW, [(mailing, {"sent": 2})])
     assert "&lt;b&gt;Sale&lt;/b&gt; &amp; more" in report.html and "<b>Sale" not in report.html
     assert "2026-05-31 09:00 – 2026-05-31 21:00" in report.text  # shown in the report's time zone

@@ -22,8 +22,9 @@ ID = r"{id:\d+}"
 def setup_admin(app: web.Application, auth: AuthConfig) -> None:
     admin = web.Application(middlewares=[guard_middleware])
     # Without a login (mode none, loopback only) sessions merely carry CSRF tokens; they may die with the process.
-    admin[sessions_key] = Sessions(auth.session_secret or secrets.token_hex(32), auth.session_max_age_s,
-                                   auth.public_url)
+    admin[sessions_key] = Sessions(
+        auth.session_secret or secrets.token_hex(32), auth.session_max_age_s, auth.public_url
+    )
     env = aiohttp_jinja2.setup(admin, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters["localtime"] = localtime
     _routes(admin.router)

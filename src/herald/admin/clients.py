@@ -19,21 +19,33 @@ async def list_clients(request: web.Request) -> web.Response:
     search = request.query.get("q", "").strip()
     filters = {key: value for key in ("tag", "operator_code", "after") if (value := request.query.get(key, ""))}
     query, errors = parse(ClientPageQuery(), {**filters, "limit": PAGE_SIZE})
-    clients = [] if query is None else await request.config_dict[store_key].clients.page(
-        after=query.get("after"), limit=PAGE_SIZE + 1, tag=query.get("tag"),
-        operator_code=query.get("operator_code"), phone_prefix=search,
+    clients = (
+        []
+        if query is None
+        else await request.config_dict[store_key].clients.page(
+            after=query.get("after"),
+            limit=PAGE_SIZE + 1,
+            tag=query.get("tag"),
+            operator_code=query.get("operator_code"),
+            phone_prefix=search,
+        )
     )
     shown = page(clients, PAGE_SIZE, list)
-    return render(request, "clients.html", {
-        "clients": shown["items"],
-        "next_after": shown["next_after"],
-        "search": {"q": search, **{key: request.query.get(key, "") for key in ("tag", "operator_code")}},
-        "errors": errors,
-    })
+    return render(
+        request,
+        "clients.html",
+        {
+            "clients": shown["items"],
+            "next_after": shown["next_after"],
+            "search": {"q": search, **{key: request.query.get(key, "") for key in ("tag", "operator_code")}},
+            "errors": errors,
+        },
+    )
 
 
-def _form(request: web.Request, values: dict[str, str], errors: Errors, client_id: int | None = None,
-          status: int = 200) -> web.Response:
+def _form(
+    request: web.Request, values: dict[str, str], errors: Errors, client_id: int | None = None, status: int = 200
+) -> web.Response:
     context = {"values": values, "errors": errors, "client_id": client_id}
     return render(request, "client_form.html", context, status=status)
 
@@ -74,11 +86,16 @@ async def update_client(request: web.Request) -> web.Response:
 
 async def confirm_delete_client(request: web.Request) -> web.Response:
     client = await request.config_dict[store_key].clients.get(path_id(request))
-    return render(request, "confirm_delete.html", {
-        "what": f"client #{client.id}", "detail": client.phone,
-        "consequence": "Its messages not yet sent are cancelled; sent ones stay in the statistics.",
-        "back": "/admin/clients",
-    })
+    return render(
+        request,
+        "confirm_delete.html",
+        {
+            "what": f"client #{client.id}",
+            "detail": client.phone,
+            "consequence": "Its messages not yet sent are cancelled; sent ones stay in the statistics.",
+            "back": "/admin/clients",
+        },
+    )
 
 
 async def delete_client(request: web.Request) -> web.Response:

@@ -55,8 +55,14 @@ def column_chart(points: Sequence[tuple[str, int]], width: float = 720, height: 
     top = max((value for _, value in points), default=0) or 1
     slot = width / max(len(points), 1)
     return [
-        Bar(label, value, x=i * slot + slot * 0.1, y=height - value / top * height, width=slot * 0.8,
-            height=value / top * height)
+        Bar(
+            label,
+            value,
+            x=i * slot + slot * 0.1,
+            y=height - value / top * height,
+            width=slot * 0.8,
+            height=value / top * height,
+        )
         for i, (label, value) in enumerate(points)
     ]
 

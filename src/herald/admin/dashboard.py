@@ -20,9 +20,13 @@ async def dashboard(request: web.Request) -> web.Response:
     running = await store.mailings.running(now)
     counts = await store.stats.by_mailing(mailing.id for mailing in running)
     operator = zone(request)
-    return render(request, "dashboard.html", {
-        "overall": with_total(await store.stats.overall()),
-        "sent_chart": column_chart([(begin.astimezone(operator).strftime("%H:00"), n) for begin, n in sent]),
-        "sent_total": sum(n for _, n in sent),
-        "running": [(mailing, Progress.of(counts[mailing.id])) for mailing in running],
-    })
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "overall": with_total(await store.stats.overall()),
+            "sent_chart": column_chart([(begin.astimezone(operator).strftime("%H:00"), n) for begin, n in sent]),
+            "sent_total": sum(n for _, n in sent),
+            "running": [(mailing, Progress.of(counts[mailing.id])) for mailing in running],
+        },
+    )

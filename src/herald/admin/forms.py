@@ -76,8 +76,10 @@ def mailing_body(form: Mapping[str, str], zone: ZoneInfo) -> dict[str, Any]:
         "text": form.get("text", ""),
         "start_at": _instant(form.get("start_at", ""), zone),
         "end_at": _instant(form.get("end_at", ""), zone),
-        "filter": {"operator_codes": words(form.get("filter.operator_codes", "")),
-                   "tags": words(form.get("filter.tags", ""))},
+        "filter": {
+            "operator_codes": words(form.get("filter.operator_codes", "")),
+            "tags": words(form.get("filter.tags", "")),
+        },
         "send_window": {"start": window[0], "end": window[1]} if any(window) else None,
     }
 
@@ -101,13 +103,20 @@ def local_input(when: datetime, zone: ZoneInfo) -> str:
 
 
 def client_body(form: Mapping[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"phone": form.get("phone", "").strip(), "timezone": form.get("timezone", "").strip(),
-                            "tag": form.get("tag", "").strip() or None}
+    body: dict[str, Any] = {
+        "phone": form.get("phone", "").strip(),
+        "timezone": form.get("timezone", "").strip(),
+        "tag": form.get("tag", "").strip() or None,
+    }
     if code := form.get("operator_code", "").strip():
         body["operator_code"] = code
     return body
 
 
 def client_values(client: Client) -> dict[str, str]:
-    return {"phone": client.phone, "operator_code": client.operator_code, "tag": client.tag or "",
-            "timezone": client.timezone}
+    return {
+        "phone": client.phone,
+        "operator_code": client.operator_code,
+        "tag": client.tag or "",
+        "timezone": client.timezone,
+    }

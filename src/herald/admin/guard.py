@@ -55,8 +55,9 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
             token = str((await request.post()).get("csrf", ""))
         if not hmac.compare_digest(token, session.csrf):
             log.warning("admin form without a valid CSRF token", extra={"path": request.path})
-            return error_page(request, 403, "This form has expired or did not come from Herald. Reload the page "
-                                            "and try again.")
+            return error_page(
+                request, 403, "This form has expired or did not come from Herald. Reload the page and try again."
+            )
         if not session.principal.can_write and request.match_info.route.name not in VIEWER_FORMS:
             return error_page(request, 403, "Only an admin may change things; you are a viewer.")
     try:

@@ -81,13 +81,15 @@ async def import_progress(request: web.Request) -> web.Response:
     found = await request.config_dict[store_key].imports.get(path_id(request), request.config_dict[clock_key].now())
     done = found.counts.processed
     total = max(found.lines, done)
-    return web.json_response({"state": found.status.value, "done": done, "total": total,
-                              "percent": 100 * done // total if total else 100})
+    return web.json_response(
+        {"state": found.status.value, "done": done, "total": total, "percent": 100 * done // total if total else 100}
+    )
 
 
 async def export_clients(request: web.Request) -> web.StreamResponse:
-    query, errors = parse(ClientQuery(), {key: value for key in ("tag", "operator_code")
-                                          if (value := request.query.get(key, ""))})
+    query, errors = parse(
+        ClientQuery(), {key: value for key in ("tag", "operator_code") if (value := request.query.get(key, ""))}
+    )
     if query is None:
         return error_page(request, 422, "; ".join(f"{field}: {' '.join(texts)}" for field, texts in errors.items()))
     return await stream_csv(request, query.get("tag"), query.get("operator_code"))

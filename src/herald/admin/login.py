@@ -46,11 +46,18 @@ async def login(request: web.Request) -> web.StreamResponse:
         log.exception("cannot start a login: the identity provider is unreachable")
         return error_page(request, 503, "The identity provider is unreachable; try again in a moment.")
     state = LoginState.start(_safe_next(request.query.get("next")))
-    query = urlencode({
-        "response_type": "code", "client_id": config.client_id, "redirect_uri": _own_url(request, "/admin/callback"),
-        "scope": config.scopes, "state": state.state, "nonce": state.nonce,
-        "code_challenge": _challenge(state.verifier), "code_challenge_method": "S256",
-    })
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": config.client_id,
+            "redirect_uri": _own_url(request, "/admin/callback"),
+            "scope": config.scopes,
+            "state": state.state,
+            "nonce": state.nonce,
+            "code_challenge": _challenge(state.verifier),
+            "code_challenge_method": "S256",
+        }
+    )
     response = redirect(f"{metadata['authorization_endpoint']}?{query}")
     request.app[sessions_key].write_login(response, request, state)
     return response
@@ -65,8 +72,13 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if state is None or request.query.get("state") != state.state or "code" not in request.query:
         return error_page(request, 400, "This login link is stale or was not started here. Sign in again.")
     provider = request.config_dict[authenticator_key].provider
-    form = {"grant_type": "authorization_code", "code": request.query["code"], "code_verifier": state.verifier,
-            "redirect_uri": _own_url(request, "/admin/callback"), "client_id": config.client_id}
+    form = {
+        "grant_type": "authorization_code",
+        "code": request.query["code"],
+        "code_verifier": state.verifier,
+        "redirect_uri": _own_url(request, "/admin/callback"),
+        "client_id": config.client_id,
+    }
     if config.client_secret:
         form["client_secret"] = config.client_secret
     try:
@@ -80,8 +92,11 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return error_page(request, 503, "The identity provider is unreachable; try again in a moment.")
     principal = principal_from_claims(claims, config)
     if not principal.can_read:
-        return error_page(request, 403, f"{principal.name} holds neither the viewer nor the admin role in "
-                                         f"the claim {config.roles_claim!r}.")
+        return error_page(
+            request,
+            403,
+            f"{principal.name} holds neither the viewer nor the admin role in the claim {config.roles_claim!r}.",
+        )
     log.info("operator signed in", extra={"subject": principal.subject, "role": principal.role})
     response = redirect(state.next)
     sessions.write(response, request, Session.start(principal))

@@ -30,15 +30,20 @@ async def list_mailings(request: web.Request) -> web.Response:
     after = query.get("after") if query else None
     shown = page(await store.mailings.page(after=after, limit=PAGE_SIZE + 1), PAGE_SIZE, list)
     counts = await store.stats.by_mailing(mailing.id for mailing in shown["items"])
-    return render(request, "mailings.html", {
-        "rows": [(mailing, state(mailing, now), Progress.of(counts[mailing.id])) for mailing in shown["items"]],
-        "next_after": shown["next_after"],
-        "errors": errors,
-    })
+    return render(
+        request,
+        "mailings.html",
+        {
+            "rows": [(mailing, state(mailing, now), Progress.of(counts[mailing.id])) for mailing in shown["items"]],
+            "next_after": shown["next_after"],
+            "errors": errors,
+        },
+    )
 
 
-def _form(request: web.Request, values: dict[str, str], errors: Errors, mailing_id: int | None = None,
-          status: int = 200) -> web.Response:
+def _form(
+    request: web.Request, values: dict[str, str], errors: Errors, mailing_id: int | None = None, status: int = 200
+) -> web.Response:
     context = {"values": values, "errors": errors, "mailing_id": mailing_id}
     return render(request, "mailing_form.html", context, status=status)
 
@@ -83,24 +88,34 @@ async def show_mailing(request: web.Request, notice: str | None = None, status: 
     by_status = (await store.stats.by_mailing([mailing.id]))[mailing.id]
     query, errors = parse(MessageLogQuery(), {**_given(request), "limit": PAGE_SIZE})
     query = query or {"limit": PAGE_SIZE}
-    messages = page(await store.messages.page(mailing_id=mailing.id, status=query.get("status"),
-                                              after=query.get("after"), limit=PAGE_SIZE + 1), PAGE_SIZE, list)
+    messages = page(
+        await store.messages.page(
+            mailing_id=mailing.id, status=query.get("status"), after=query.get("after"), limit=PAGE_SIZE + 1
+        ),
+        PAGE_SIZE,
+        list,
+    )
     audience = await store.clients.audience_by_timezone(mailing.filter)
-    return render(request, "mailing.html", {
-        "mailing": mailing,
-        "state": state(mailing, now),
-        "progress": Progress.of(by_status),
-        "by_status": by_status,
-        "status_chart": column_chart(list(by_status.items())),
-        "messages": messages["items"],
-        "next_after": messages["next_after"],
-        "status_filter": query.get("status", ""),
-        "statuses": STATUSES,
-        "audience": audience,
-        "audience_total": sum(audience.values()),
-        "errors": errors,
-        "notice": notice,
-    }, status=status)
+    return render(
+        request,
+        "mailing.html",
+        {
+            "mailing": mailing,
+            "state": state(mailing, now),
+            "progress": Progress.of(by_status),
+            "by_status": by_status,
+            "status_chart": column_chart(list(by_status.items())),
+            "messages": messages["items"],
+            "next_after": messages["next_after"],
+            "status_filter": query.get("status", ""),
+            "statuses": STATUSES,
+            "audience": audience,
+            "audience_total": sum(audience.values()),
+            "errors": errors,
+            "notice": notice,
+        },
+        status=status,
+    )
 
 
 async def mailing_progress(request: web.Request) -> web.Response:
@@ -109,8 +124,15 @@ async def mailing_progress(request: web.Request) -> web.Response:
     mailing = await store.mailings.get(path_id(request))
     by_status = (await store.stats.by_mailing([mailing.id]))[mailing.id]
     progress = Progress.of(by_status)
-    return web.json_response({"state": state(mailing, now), "done": progress.done, "total": progress.total,
-                              "percent": progress.percent, "by_status": by_status})
+    return web.json_response(
+        {
+            "state": state(mailing, now),
+            "done": progress.done,
+            "total": progress.total,
+            "percent": progress.percent,
+            "by_status": by_status,
+        }
+    )
 
 
 async def audience_preview(request: web.Request) -> web.Response:
@@ -125,11 +147,16 @@ async def audience_preview(request: web.Request) -> web.Response:
 
 async def confirm_delete_mailing(request: web.Request) -> web.Response:
     mailing = await request.config_dict[store_key].mailings.get(path_id(request))
-    return render(request, "confirm_delete.html", {
-        "what": f"mailing #{mailing.id}", "detail": mailing.text,
-        "consequence": "Its messages not yet sent are cancelled; sent ones stay in the statistics.",
-        "back": f"/admin/mailings/{mailing.id}",
-    })
+    return render(
+        request,
+        "confirm_delete.html",
+        {
+            "what": f"mailing #{mailing.id}",
+            "detail": mailing.text,
+            "consequence": "Its messages not yet sent are cancelled; sent ones stay in the statistics.",
+            "back": f"/admin/mailings/{mailing.id}",
+        },
+    )
 
 
 async def delete_mailing(request: web.Request) -> web.Response:
@@ -166,6 +193,9 @@ async def test_send(request: web.Request) -> web.Response:
     if data is None:
         return await show_mailing(request, "Test send: " + " ".join(errors.get("phone", [])), status=422)
     result = await send_test(request, mailing_id, data["phone"])
-    told = "accepted by the external API" if result["sent"] else \
-        f"not accepted: {result['outcome']} {result['detail']}".rstrip()
+    told = (
+        "accepted by the external API"
+        if result["sent"]
+        else f"not accepted: {result['outcome']} {result['detail']}".rstrip()
+    )
     return await show_mailing(request, f"Test send to {data['phone']} (msgId {result['msg_id']}): {told}.")

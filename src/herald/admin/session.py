@@ -58,8 +58,14 @@ class Sessions:
 
     def write(self, response: web.StreamResponse, request: web.Request, session: Session) -> None:
         principal = session.principal
-        value = self._sessions.dumps({"sub": principal.subject, "name": principal.name,
-                                      "role": principal.role and principal.role.value, "csrf": session.csrf})
+        value = self._sessions.dumps(
+            {
+                "sub": principal.subject,
+                "name": principal.name,
+                "role": principal.role and principal.role.value,
+                "csrf": session.csrf,
+            }
+        )
         self._set_cookie(response, request, SESSION_COOKIE, value, self._max_age_s)
 
     def read_login(self, request: web.Request) -> LoginState | None:
@@ -70,11 +76,19 @@ class Sessions:
         value = self._logins.dumps(vars(login))
         self._set_cookie(response, request, LOGIN_COOKIE, value, LOGIN_MAX_AGE_S)
 
-    def _set_cookie(self, response: web.StreamResponse, request: web.Request, name: str, value: str,
-                    max_age_s: int) -> None:
+    def _set_cookie(
+        self, response: web.StreamResponse, request: web.Request, name: str, value: str, max_age_s: int
+    ) -> None:
         # Lax, not Strict: the provider's redirect back to the callback is a cross-site top-level navigation.
-        response.set_cookie(name, value, max_age=max_age_s, path=COOKIE_PATH, httponly=True, samesite="Lax",
-                            secure=request.secure if self._secure is None else self._secure)
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age_s,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure if self._secure is None else self._secure,
+        )
 
     @staticmethod
     def clear(response: web.StreamResponse, name: str) -> None:

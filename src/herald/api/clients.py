@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_apigami import docs, querystring_schema, json_schema, response_schema
+from aiohttp_apigami import docs, json_schema, querystring_schema, response_schema
 
 from herald.api.common import page, path_id, problems
 from herald.api.schemas import ClientCreate, ClientOut, ClientPageQuery, ClientPatch, page_of
@@ -12,9 +12,12 @@ from herald.app_keys import service_key, store_key
 TAGS = ["clients"]
 
 
-@docs(tags=TAGS, summary="Add a client to the directory",
-      description="If the client matches a running mailing, it gets that mailing's message.",
-      responses=problems(400, 409, 422))
+@docs(
+    tags=TAGS,
+    summary="Add a client to the directory",
+    description="If the client matches a running mailing, it gets that mailing's message.",
+    responses=problems(400, 409, 422),
+)
 @json_schema(ClientCreate)
 @response_schema(ClientOut, 201, description="The client as stored.")
 async def create_client(request: web.Request) -> web.Response:
@@ -22,14 +25,20 @@ async def create_client(request: web.Request) -> web.Response:
     return web.json_response(ClientOut().dump(client), status=201)
 
 
-@docs(tags=TAGS, summary="List clients", description="Optionally filtered by tag and operator code; by id order.",
-      responses=problems(422))
+@docs(
+    tags=TAGS,
+    summary="List clients",
+    description="Optionally filtered by tag and operator code; by id order.",
+    responses=problems(422),
+)
 @querystring_schema(ClientPageQuery)
 @response_schema(page_of(ClientOut), 200)
 async def list_clients(request: web.Request) -> web.Response:
     query = request["querystring"]
     clients = await request.app[store_key].clients.page(
-        after=query.get("after"), limit=query["limit"] + 1, tag=query.get("tag"),
+        after=query.get("after"),
+        limit=query["limit"] + 1,
+        tag=query.get("tag"),
         operator_code=query.get("operator_code"),
     )
     return web.json_response(page(clients, query["limit"], ClientOut(many=True).dump))
@@ -42,9 +51,12 @@ async def get_client(request: web.Request) -> web.Response:
     return web.json_response(ClientOut().dump(client))
 
 
-@docs(tags=TAGS, summary="Change a client's attributes",
-      description="Running mailings follow: the client joins the ones it now matches and leaves the others.",
-      responses=problems(400, 404, 409, 422))
+@docs(
+    tags=TAGS,
+    summary="Change a client's attributes",
+    description="Running mailings follow: the client joins the ones it now matches and leaves the others.",
+    responses=problems(400, 404, 409, 422),
+)
 @json_schema(ClientPatch)
 @response_schema(ClientOut, 200)
 async def update_client(request: web.Request) -> web.Response:
@@ -52,9 +64,12 @@ async def update_client(request: web.Request) -> web.Response:
     return web.json_response(ClientOut().dump(client))
 
 
-@docs(tags=TAGS, summary="Remove a client from the directory",
-      description="Its messages not yet sent are cancelled; sent ones stay in the statistics.",
-      responses={204: {"description": "Deleted."}, **problems(404)})
+@docs(
+    tags=TAGS,
+    summary="Remove a client from the directory",
+    description="Its messages not yet sent are cancelled; sent ones stay in the statistics.",
+    responses={204: {"description": "Deleted."}, **problems(404)},
+)
 async def delete_client(request: web.Request) -> web.Response:
     await request.app[service_key].delete_client(path_id(request))
     return web.Response(status=204)

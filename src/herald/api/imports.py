@@ -14,8 +14,10 @@ from herald.imports.spool import spool
 TAGS = ["clients"]
 CHUNK = 64 * 1024
 EXAMPLE_CSV = "phone,operator_code,tag,timezone\n79001234567,,vip,Europe/Moscow\n79011234567,901,,Asia/Yekaterinburg\n"
-EXAMPLE_NDJSON = ('{"phone": "79001234567", "tag": "vip", "timezone": "Europe/Moscow"}\n'
-                  '{"phone": "79011234567", "operator_code": "901", "timezone": "Asia/Yekaterinburg"}\n')
+EXAMPLE_NDJSON = (
+    '{"phone": "79001234567", "tag": "vip", "timezone": "Europe/Moscow"}\n'
+    '{"phone": "79011234567", "operator_code": "901", "timezone": "Asia/Yekaterinburg"}\n'
+)
 
 
 def _format(request: web.Request) -> Format:
@@ -25,25 +27,37 @@ def _format(request: web.Request) -> Format:
         raise web.HTTPUnsupportedMediaType(text=f"Send {Format.CSV.value} or {Format.NDJSON.value}.") from None
 
 
-@docs(tags=TAGS, summary="Import clients from a file",
-      description="The body is a CSV file with the header `" + ",".join(COLUMNS) + "` (UTF-8; operator_code and "
-                  "tag may be empty) or NDJSON, one client object a line. It is read after the answer, in batches: "
-                  "follow `Location` for the progress. A line that fails the client API's rules fails alone, with "
-                  "the same messages. Imported clients join the running mailings they match.",
-      requestBody={"required": True, "content": {
-          Format.CSV.value: {"schema": {"type": "string"}, "example": EXAMPLE_CSV},
-          Format.NDJSON.value: {"schema": {"type": "string"}, "example": EXAMPLE_NDJSON}}},
-      responses={202: {"description": "Accepted: the import runs; `Location` is its resource.",
-                       "headers": {"Location": {"schema": {"type": "string"}, "description": "/api/v1/imports/{id}"}}},
-                 **problems(413, 415, 422)})
+@docs(
+    tags=TAGS,
+    summary="Import clients from a file",
+    description="The body is a CSV file with the header `" + ",".join(COLUMNS) + "` (UTF-8; operator_code and "
+    "tag may be empty) or NDJSON, one client object a line. It is read after the answer, in batches: "
+    "follow `Location` for the progress. A line that fails the client API's rules fails alone, with "
+    "the same messages. Imported clients join the running mailings they match.",
+    requestBody={
+        "required": True,
+        "content": {
+            Format.CSV.value: {"schema": {"type": "string"}, "example": EXAMPLE_CSV},
+            Format.NDJSON.value: {"schema": {"type": "string"}, "example": EXAMPLE_NDJSON},
+        },
+    },
+    responses={
+        202: {
+            "description": "Accepted: the import runs; `Location` is its resource.",
+            "headers": {"Location": {"schema": {"type": "string"}, "description": "/api/v1/imports/{id}"}},
+        },
+        **problems(413, 415, 422),
+    },
+)
 @querystring_schema(ImportQuery)
 @response_schema(ImportOut, 202)
 async def import_clients(request: web.Request) -> web.Response:
     limit = request.app[config_key].http.import_max_mb * 2**20
     spooled = await spool(request.content.iter_chunked(CHUNK), _format(request), limit)
     started = await request.app[importer_key].start(spooled, upsert=request["querystring"]["mode"] == "upsert")
-    return web.json_response(ImportOut().dump(started), status=202,
-                             headers={"Location": f"/api/v1/imports/{started.id}"})
+    return web.json_response(
+        ImportOut().dump(started), status=202, headers={"Location": f"/api/v1/imports/{started.id}"}
+    )
 
 
 @docs(tags=TAGS, summary="The progress of an import", responses=problems(404))
@@ -53,11 +67,19 @@ async def get_import(request: web.Request) -> web.Response:
     return web.json_response(ImportOut().dump(found))
 
 
-@docs(tags=TAGS, summary="Export clients as CSV",
-      description="Every client (of a tag, an operator code), in id order, in the import's CSV format: imported "
-                  "again with mode=upsert, it changes nothing.",
-      responses={200: {"description": "CSV, streamed.", "content": {
-          Format.CSV.value: {"schema": {"type": "string"}, "example": EXAMPLE_CSV}}}, **problems(422)})
+@docs(
+    tags=TAGS,
+    summary="Export clients as CSV",
+    description="Every client (of a tag, an operator code), in id order, in the import's CSV format: imported "
+    "again with mode=upsert, it changes nothing.",
+    responses={
+        200: {
+            "description": "CSV, streamed.",
+            "content": {Format.CSV.value: {"schema": {"type": "string"}, "example": EXAMPLE_CSV}},
+        },
+        **problems(422),
+    },
+)
 @querystring_schema(ClientQuery)
 async def export_clients(request: web.Request) -> web.StreamResponse:
     query = request["querystring"]
@@ -75,4 +97,3 @@ async def stream_csv(request: web.Request, tag: str | None, operator_code: str |
         await response.write("".join(csv_line(vars(client)) for client in page).encode())
     await response.write_eof()
     return response
-

@@ -10,8 +10,12 @@ from herald.api.schemas import MessageOut, MessageQuery, page_of
 from herald.app_keys import store_key
 
 
-@docs(tags=["messages"], summary="List messages",
-      description="Filtered by mailing, client and status; by id order.", responses=problems(422))
+@docs(
+    tags=["messages"],
+    summary="List messages",
+    description="Filtered by mailing, client and status; by id order.",
+    responses=problems(422),
+)
 @querystring_schema(MessageQuery)
 @response_schema(page_of(MessageOut), 200)
 async def list_messages(request: web.Request) -> web.Response:

@@ -26,8 +26,13 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         response = await handler(request)
         response.headers["X-Request-ID"] = request_id
         if request.path.startswith("/api/"):
-            log.info("request", extra={
-                "method": request.method, "path": request.path, "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            })
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         return response

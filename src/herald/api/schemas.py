@@ -62,10 +62,13 @@ class Instant(fields.AwareDateTime):
 
 # Clients
 
+
 class ClientCreate(Strict):
     phone = fields.String(required=True, validate=PHONE, metadata={"example": "79001234567"})
-    operator_code = fields.String(validate=OPERATOR_CODE, metadata={
-        "description": "Mobile operator code; defaults to the phone's digits 2-4.", "example": "900"})
+    operator_code = fields.String(
+        validate=OPERATOR_CODE,
+        metadata={"description": "Mobile operator code; defaults to the phone's digits 2-4.", "example": "900"},
+    )
     tag = fields.String(allow_none=True, validate=TAG, metadata={"example": "vip"})
     timezone = fields.String(required=True, validate=_timezone, metadata={"example": "Europe/Moscow"})
 
@@ -105,10 +108,12 @@ class ClientQuery(Strict):
 
 # Pagination: by key, so that page 1000 costs what page 1 does.
 
+
 class Page(Strict):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 1000))
-    after = fields.Integer(validate=validate.Range(0, MAX_ID), metadata={
-        "description": "The `next_after` of the previous page."})
+    after = fields.Integer(
+        validate=validate.Range(0, MAX_ID), metadata={"description": "The `next_after` of the previous page."}
+    )
 
 
 class ClientPageQuery(Page, ClientQuery):
@@ -119,20 +124,33 @@ class ClientPageQuery(Page, ClientQuery):
 def page_of(item: type[Schema]) -> type[Schema]:
     """The schema of one page of `item`s (one class per item type, so OpenAPI names it once)."""
     name = f"{item.__name__.removesuffix('Out')}Page"
-    return Schema.from_dict({
-        "items": fields.List(fields.Nested(item)),
-        "next_after": fields.Integer(allow_none=True, metadata={
-            "description": "Pass as `after` for the next page; null on the last page."}),
-    }, name=name)
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item)),
+            "next_after": fields.Integer(
+                allow_none=True, metadata={"description": "Pass as `after` for the next page; null on the last page."}
+            ),
+        },
+        name=name,
+    )
 
 
 # Mailings
 
+
 class FilterIn(Strict):
-    operator_codes = fields.List(fields.String(validate=OPERATOR_CODE), load_default=list,
-                                 validate=validate.Length(max=1000), metadata={"example": ["900", "901"]})
-    tags = fields.List(fields.String(validate=TAG), load_default=list, validate=validate.Length(max=1000),
-                       metadata={"example": ["vip"]})
+    operator_codes = fields.List(
+        fields.String(validate=OPERATOR_CODE),
+        load_default=list,
+        validate=validate.Length(max=1000),
+        metadata={"example": ["900", "901"]},
+    )
+    tags = fields.List(
+        fields.String(validate=TAG),
+        load_default=list,
+        validate=validate.Length(max=1000),
+        metadata={"example": ["vip"]},
+    )
 
     @post_load
     def to_filter(self, data: dict[str, Any], **kwargs: Any) -> ClientFilter:
@@ -157,10 +175,14 @@ class MailingPatch(Strict):
     text = fields.String(validate=validate.Length(1, 1000), metadata={"example": "Spring sale: -20% today"})
     start_at = Instant(metadata={"example": "2026-12-01T09:00:00+03:00"})
     end_at = Instant(metadata={"example": "2026-12-01T21:00:00+03:00"})
-    filter = fields.Nested(FilterIn, metadata={
-        "description": "AND across fields, OR within one; an empty filter selects every client."})
-    send_window = fields.Nested(WindowIn, allow_none=True, metadata={
-        "description": "Send only while the client's local time is in [start, end); may cross midnight."})
+    filter = fields.Nested(
+        FilterIn, metadata={"description": "AND across fields, OR within one; an empty filter selects every client."}
+    )
+    send_window = fields.Nested(
+        WindowIn,
+        allow_none=True,
+        metadata={"description": "Send only while the client's local time is in [start, end); may cross midnight."},
+    )
 
     @validates_schema
     def coherent(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -171,14 +193,22 @@ class MailingPatch(Strict):
 
 
 class MailingCreate(MailingPatch):
-    text = fields.String(required=True, validate=validate.Length(1, 1000),
-                         metadata={"example": "Spring sale: -20% today"})
+    text = fields.String(
+        required=True, validate=validate.Length(1, 1000), metadata={"example": "Spring sale: -20% today"}
+    )
     start_at = Instant(required=True, metadata={"example": "2026-12-01T09:00:00+03:00"})
     end_at = Instant(required=True, metadata={"example": "2026-12-01T21:00:00+03:00"})
-    filter = fields.Nested(FilterIn, load_default=ClientFilter, metadata={
-        "description": "AND across fields, OR within one; an empty filter selects every client."})
-    send_window = fields.Nested(WindowIn, allow_none=True, load_default=None, metadata={
-        "description": "Send only while the client's local time is in [start, end); may cross midnight."})
+    filter = fields.Nested(
+        FilterIn,
+        load_default=ClientFilter,
+        metadata={"description": "AND across fields, OR within one; an empty filter selects every client."},
+    )
+    send_window = fields.Nested(
+        WindowIn,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "Send only while the client's local time is in [start, end); may cross midnight."},
+    )
 
 
 class FilterOut(Schema):
@@ -198,11 +228,14 @@ class MailingOut(Schema):
     end_at = fields.DateTime()
     filter = fields.Nested(FilterOut)
     send_window = fields.Nested(WindowOut, allow_none=True)
-    state = fields.String(metadata={"enum": ["scheduled", "running", "paused", "ended"],
-                                    "description": "Where now is relative to start_at and end_at; paused while "
-                                                   "paused_at is set and the end has not come."})
-    paused_at = fields.DateTime(allow_none=True, metadata={
-        "description": "When it was paused; null while it is not."})
+    state = fields.String(
+        metadata={
+            "enum": ["scheduled", "running", "paused", "ended"],
+            "description": "Where now is relative to start_at and end_at; paused while "
+            "paused_at is set and the end has not come.",
+        }
+    )
+    paused_at = fields.DateTime(allow_none=True, metadata={"description": "When it was paused; null while it is not."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -213,12 +246,17 @@ class TestSendIn(Strict):
 
 class TestSendOut(Schema):
     sent = fields.Boolean(metadata={"description": "Whether the external API accepted it.", "example": True})
-    outcome = fields.String(metadata={
-        "enum": ["ok", "timeout", "connection", "5xx", "429", "malformed", "auth", "4xx"],
-        "description": "How the external API answered.", "example": "ok"})
+    outcome = fields.String(
+        metadata={
+            "enum": ["ok", "timeout", "connection", "5xx", "429", "malformed", "auth", "4xx"],
+            "description": "How the external API answered.",
+            "example": "ok",
+        }
+    )
     detail = fields.String(metadata={"description": "The external API's error, if any.", "example": ""})
-    msg_id = fields.Integer(metadata={"description": "The msgId used: above every message's, never reused.",
-                                      "example": 4611686018427387905})
+    msg_id = fields.Integer(
+        metadata={"description": "The msgId used: above every message's, never reused.", "example": 4611686018427387905}
+    )
 
 
 class RetriedOut(Schema):
@@ -227,9 +265,13 @@ class RetriedOut(Schema):
 
 # Imports
 
+
 class ImportQuery(Strict):
-    mode = fields.String(load_default="insert", validate=validate.OneOf(["insert", "upsert"]), metadata={
-        "description": "insert: a phone that exists already is skipped; upsert: it is updated."})
+    mode = fields.String(
+        load_default="insert",
+        validate=validate.OneOf(["insert", "upsert"]),
+        metadata={"description": "insert: a phone that exists already is skipped; upsert: it is updated."},
+    )
 
 
 class LineErrors(Schema):
@@ -242,19 +284,24 @@ class ImportOut(Schema):
     status = fields.String(metadata={"enum": ["running", "done", "failed"], "example": "running"})
     mode = fields.String(metadata={"enum": ["insert", "upsert"], "example": "insert"})
     format = fields.String(metadata={"enum": ["text/csv", "application/x-ndjson"], "example": "text/csv"})
-    lines = fields.Integer(metadata={"description": "Data lines in the file: processed / lines is the progress.",
-                                     "example": 50000})
-    processed = fields.Integer(attribute="counts.processed", metadata={"description": "Data lines read so far.",
-                                                                       "example": 21000})
+    lines = fields.Integer(
+        metadata={"description": "Data lines in the file: processed / lines is the progress.", "example": 50000}
+    )
+    processed = fields.Integer(
+        attribute="counts.processed", metadata={"description": "Data lines read so far.", "example": 21000}
+    )
     created = fields.Integer(attribute="counts.created", metadata={"example": 20950})
     updated = fields.Integer(attribute="counts.updated", metadata={"example": 0})
-    skipped = fields.Integer(attribute="counts.skipped", metadata={
-        "description": "Lines whose phone exists already (mode insert).", "example": 48})
+    skipped = fields.Integer(
+        attribute="counts.skipped",
+        metadata={"description": "Lines whose phone exists already (mode insert).", "example": 48},
+    )
     failed = fields.Integer(attribute="counts.failed", metadata={"description": "Lines refused.", "example": 2})
-    errors = fields.List(fields.Nested(LineErrors), metadata={
-        "description": "The first 100 lines refused, with the client API's messages."})
-    line = fields.Integer(metadata={"description": "The last line read (the CSV header is line 1).",
-                                    "example": 21001})
+    errors = fields.List(
+        fields.Nested(LineErrors),
+        metadata={"description": "The first 100 lines refused, with the client API's messages."},
+    )
+    line = fields.Integer(metadata={"description": "The last line read (the CSV header is line 1).", "example": 21001})
     detail = fields.String(allow_none=True, metadata={"description": "Why it failed, if it did.", "example": None})
     created_at = fields.DateTime(metadata={"example": "2026-06-01T12:00:00+00:00"})
     updated_at = fields.DateTime(metadata={"example": "2026-06-01T12:00:02+00:00"})
@@ -288,8 +335,11 @@ class MessageLogQuery(Page):
 
 class Counts(Schema):
     total = fields.Integer()
-    by_status = fields.Dict(keys=fields.String(metadata={"enum": STATUSES}), values=fields.Integer(),
-                            metadata={"example": {s: 0 for s in STATUSES}})
+    by_status = fields.Dict(
+        keys=fields.String(metadata={"enum": STATUSES}),
+        values=fields.Integer(),
+        metadata={"example": dict.fromkeys(STATUSES, 0)},
+    )
 
 
 class MailingWithCounts(MailingOut, Counts):
@@ -313,5 +363,9 @@ class Problem(Schema):
     detail = fields.String()
     instance = fields.String()
     request_id = fields.String()
-    errors = fields.Dict(metadata={"description": "Field-level messages, nested like the request body.",
-                                   "example": {"phone": ["Must be 11 digits starting with 7: 7XXXXXXXXXX."]}})
+    errors = fields.Dict(
+        metadata={
+            "description": "Field-level messages, nested like the request body.",
+            "example": {"phone": ["Must be 11 digits starting with 7: 7XXXXXXXXXX."]},
+        }
+    )

@@ -14,10 +14,12 @@ from herald.store.stats import with_total
 TAGS = ["statistics"]
 
 
-@docs(tags=TAGS, summary="Statistics of all mailings",
-      description="Each mailing (a page of them) with its message counts by status, and the counts over all "
-                  "messages.",
-      responses=problems(422))
+@docs(
+    tags=TAGS,
+    summary="Statistics of all mailings",
+    description="Each mailing (a page of them) with its message counts by status, and the counts over all messages.",
+    responses=problems(422),
+)
 @querystring_schema(Page)
 @response_schema(StatsOut, 200)
 async def all_stats(request: web.Request) -> web.Response:
@@ -31,9 +33,12 @@ async def all_stats(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-@docs(tags=TAGS, summary="Statistics of one mailing",
-      description="The mailing, its message counts by status, and its messages (a page, optionally by status).",
-      responses=problems(404, 422))
+@docs(
+    tags=TAGS,
+    summary="Statistics of one mailing",
+    description="The mailing, its message counts by status, and its messages (a page, optionally by status).",
+    responses=problems(404, 422),
+)
 @querystring_schema(MessageLogQuery)
 @response_schema(MailingStatsOut, 200)
 async def mailing_stats(request: web.Request) -> web.Response:
@@ -43,8 +48,10 @@ async def mailing_stats(request: web.Request) -> web.Response:
     messages = await store.messages.page(
         mailing_id=mailing.id, status=query.get("status"), after=query.get("after"), limit=query["limit"] + 1
     )
-    return web.json_response({
-        "mailing": dump([mailing], request.app[clock_key].now())[0],
-        **with_total(counts[mailing.id]),
-        "messages": page(messages, query["limit"], MessageOut(many=True).dump),
-    })
+    return web.json_response(
+        {
+            "mailing": dump([mailing], request.app[clock_key].now())[0],
+            **with_total(counts[mailing.id]),
+            "messages": page(messages, query["limit"], MessageOut(many=True).dump),
+        }
+    )

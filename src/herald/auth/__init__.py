@@ -26,5 +26,11 @@ class Authenticator:
 
 
 __all__ = [
-    "LOCAL_OPERATOR", "Authenticator", "InvalidToken", "Principal", "Provider", "ProviderUnavailable", "UserRole",
+    "LOCAL_OPERATOR",
+    "Authenticator",
+    "InvalidToken",
+    "Principal",
+    "Provider",
+    "ProviderUnavailable",
+    "UserRole",
 ]

@@ -27,4 +27,3 @@ class ApiTokens:
         if role is None:
             return None
         return Principal(subject=f"api-token:{digest[:8]}", name=f"API token {digest[:8]}", role=role)
-

@@ -56,8 +56,12 @@ class Provider:
         key = await self._key(header.get("kid"))
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key=key, algorithms=[key.algorithm_name], audience=audience,
-                issuer=(await self.metadata())["issuer"], leeway=self._leeway_s,
+                token,
+                key=key,
+                algorithms=[key.algorithm_name],
+                audience=audience,
+                issuer=(await self.metadata())["issuer"],
+                leeway=self._leeway_s,
                 options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
@@ -109,8 +113,7 @@ class Provider:
         """POST the authorization-code grant to the token endpoint; the token response."""
         url = (await self.metadata())["token_endpoint"]
         try:
-            async with self._session.post(url, data=dict(form),
-                                          timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with self._session.post(url, data=dict(form), timeout=aiohttp.ClientTimeout(total=10)) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200:
                     raise InvalidToken(f"token endpoint answered {response.status}: {body.get('error')}")

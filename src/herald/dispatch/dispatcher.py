@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -37,8 +38,15 @@ AUTH_ALARM_EVERY_S = 10.0
 
 class Dispatcher:
     def __init__(
-        self, store: Store, sender: Sender, clock: Clock, config: DispatchConfig, metrics: Metrics, *,
-        wakeup: asyncio.Event | None = None, rng: random.Random | None = None,
+        self,
+        store: Store,
+        sender: Sender,
+        clock: Clock,
+        config: DispatchConfig,
+        metrics: Metrics,
+        *,
+        wakeup: asyncio.Event | None = None,
+        rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -50,11 +58,17 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._monotonic = monotonic
         self.breaker = CircuitBreaker(
-            failures_to_open=config.breaker_failures, error_rate_to_open=config.breaker_error_rate,
-            open_s=config.breaker_open_s, max_open_s=config.breaker_max_open_s, trials=config.breaker_trials,
+            failures_to_open=config.breaker_failures,
+            error_rate_to_open=config.breaker_error_rate,
+            open_s=config.breaker_open_s,
+            max_open_s=config.breaker_max_open_s,
+            trials=config.breaker_trials,
         )
-        self.limit = AimdLimit(minimum=min(config.min_concurrency, config.concurrency), maximum=config.concurrency,
-                               start=config.start_concurrency)
+        self.limit = AimdLimit(
+            minimum=min(config.min_concurrency, config.concurrency),
+            maximum=config.concurrency,
+            start=config.start_concurrency,
+        )
         self._slots = Slots(lambda: self.limit.value)
         metrics.watch_dispatcher(self.status)
         self._rate = RateLimit(config.rate_limit_per_s, monotonic)
@@ -96,8 +110,10 @@ class Dispatcher:
                     # The breaker's trials go to messages that have not failed yet, where there are any: messages
                     # that keep failing must not decide for everyone that the API is still down.
                     claim = await self._store.messages.claim(
-                        room if breaker_room is None else min(room, breaker_room), self._clock.now(),
-                        self._config.lease_s, unfailed_first=breaker_room is not None,
+                        room if breaker_room is None else min(room, breaker_room),
+                        self._clock.now(),
+                        self._config.lease_s,
+                        unfailed_first=breaker_room is not None,
                     )
                     if claim is not None:
                         await self._start(claim)
@@ -120,10 +136,8 @@ class Dispatcher:
             await self._release_open_claims()
 
     async def _idle(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), self._config.poll_s)
-        except TimeoutError:
-            pass
         self._wakeup.clear()
 
     async def _start(self, claim: Claim) -> None:
@@ -193,8 +207,9 @@ class Dispatcher:
             self._auth_alarm(outcome)
         elif message.attempts >= self._config.max_attempts and not api_down:
             log.warning("message failed: retries exhausted", extra={"attempts": message.attempts})
-            return settle.final(message.id, MessageStatus.FAILED,
-                                f"gave up after {message.attempts} attempts: {outcome.detail}")
+            return settle.final(
+                message.id, MessageStatus.FAILED, f"gave up after {message.attempts} attempts: {outcome.detail}"
+            )
         delay = retry_delay(message.attempts, self._config.backoff_base_s, self._config.backoff_cap_s, self._rng)
         due_at = retry_at(now, max(delay, outcome.retry_after_s or 0.0), mailing.end_at)
         if due_at >= mailing.end_at:
@@ -219,14 +234,19 @@ class Dispatcher:
 
     def status(self) -> dict[str, object]:
         """The breaker state and the concurrency limit, for logs and metrics."""
-        return {"breaker": self.breaker.state.value, "concurrency_limit": self.limit.value,
-                "in_flight": self._slots.used}
+        return {
+            "breaker": self.breaker.state.value,
+            "concurrency_limit": self.limit.value,
+            "in_flight": self._slots.used,
+        }
 
     def _auth_alarm(self, outcome: Outcome) -> None:
         if time.monotonic() - self._last_auth_alarm >= AUTH_ALARM_EVERY_S:
             self._last_auth_alarm = time.monotonic()
-            log.error("the external API refuses Herald's token: check sender.token; messages wait and retry",
-                      extra={"error": outcome.detail})
+            log.error(
+                "the external API refuses Herald's token: check sender.token; messages wait and retry",
+                extra={"error": outcome.detail},
+            )
 
     def _settle(self, settlement: Settlement) -> None:
         self._metrics.settled(settlement.status)
@@ -242,10 +262,8 @@ class Dispatcher:
 
     async def _flush_loop(self) -> None:
         while self._flushing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_soon.wait(), FLUSH_EVERY_S)
-            except TimeoutError:
-                pass
             self._flush_soon.clear()
             await self._flush()
 
@@ -255,8 +273,7 @@ class Dispatcher:
             try:
                 await self._store.messages.settle(batch, self._clock.now())
             except PyMongoError:
-                log.exception("could not record outcomes; keeping them for the next flush",
-                              extra={"count": len(batch)})
+                log.exception("could not record outcomes; keeping them for the next flush", extra={"count": len(batch)})
                 self._outcomes[:0] = batch
                 return
             for settlement in batch:
@@ -287,8 +304,10 @@ class Dispatcher:
             try:
                 await self._store.hold_stands(mailing_id)
             except PyMongoError:
-                log.exception("could not re-check a paused mailing; trying again at the next flush",
-                              extra={"mailing_id": mailing_id})
+                log.exception(
+                    "could not re-check a paused mailing; trying again at the next flush",
+                    extra={"mailing_id": mailing_id},
+                )
                 return
             self._recheck_holds.discard(mailing_id)
 

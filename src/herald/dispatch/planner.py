@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from zoneinfo import ZoneInfo
@@ -22,8 +23,14 @@ log = logging.getLogger(__name__)
 
 class Planner:
     def __init__(
-        self, store: Store, clock: Clock, config: PlannerConfig, metrics: Metrics, *,
-        wakeup: asyncio.Event | None = None, dispatcher_wakeup: asyncio.Event | None = None,
+        self,
+        store: Store,
+        clock: Clock,
+        config: PlannerConfig,
+        metrics: Metrics,
+        *,
+        wakeup: asyncio.Event | None = None,
+        dispatcher_wakeup: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -51,10 +58,8 @@ class Planner:
                     log.exception("planner round failed; trying again shortly")
                     busy = False
                 if not busy:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._config.poll_s)
-                    except TimeoutError:
-                        pass
                     self._wakeup.clear()
         finally:
             try:
@@ -78,8 +83,9 @@ class Planner:
         log.info("planning started", extra={"from_client_id": cursor})
         created = 0
         while not self._stopping.is_set():
-            batch = await self._store.clients.audience_batch(mailing.filter, after=cursor,
-                                                             limit=self._config.batch_size)
+            batch = await self._store.clients.audience_batch(
+                mailing.filter, after=cursor, limit=self._config.batch_size
+            )
             if not batch:
                 if await self._store.mailings.finish_planning(mailing.id, self._owner, self._clock.now()):
                     self._metrics.planned_mailings.inc()

@@ -73,7 +73,9 @@ class Sender:
         log.info(
             "external API answered",
             extra={
-                "outcome": outcome.reason, "http_status": status, "latency_ms": round(latency_s * 1000, 1),
+                "outcome": outcome.reason,
+                "http_status": status,
+                "latency_ms": round(latency_s * 1000, 1),
                 **({"error": outcome.detail} if outcome.detail else {}),
             },
         )

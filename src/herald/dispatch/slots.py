@@ -25,8 +25,9 @@ class Slots:
             await self._changed.wait_for(lambda: self._used < self._size())
             self._used += 1
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         async with self._changed:
             self._used -= 1
             self._changed.notify(max(1, self._size() - self._used))

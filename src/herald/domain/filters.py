@@ -8,11 +8,8 @@ from herald.domain.models import Client, ClientFilter
 
 
 def matches(client_filter: ClientFilter, client: Client) -> bool:
-    if client_filter.operator_codes and client.operator_code not in client_filter.operator_codes:
-        return False
-    if client_filter.tags and client.tag not in client_filter.tags:
-        return False
-    return True
+    codes_match = not client_filter.operator_codes or client.operator_code in client_filter.operator_codes
+    return codes_match and (not client_filter.tags or client.tag in client_filter.tags)
 
 
 def to_query(client_filter: ClientFilter) -> dict[str, Any]:

@@ -45,8 +45,10 @@ def csv_columns(header: bytes) -> list[str]:
         names = []
     names = [name.strip() for name in names]
     if sorted(names) != sorted(COLUMNS):
-        raise Invalid(f"the CSV header must name the columns {','.join(COLUMNS)}, in any order",
-                      header=[f"Got {','.join(names) or 'nothing'}."])
+        raise Invalid(
+            f"the CSV header must name the columns {','.join(COLUMNS)}, in any order",
+            header=[f"Got {','.join(names) or 'nothing'}."],
+        )
     return names
 
 

@@ -36,8 +36,9 @@ class Importer:
     async def start(self, spooled: Spooled, *, upsert: bool) -> ClientImport:
         """Import a spooled file in the background; the file is removed after."""
         try:
-            started = await self._store.imports.create("upsert" if upsert else "insert", spooled.kind.value,
-                                                       spooled.lines, self._owner, self._clock.now())
+            started = await self._store.imports.create(
+                "upsert" if upsert else "insert", spooled.kind.value, spooled.lines, self._owner, self._clock.now()
+            )
         except BaseException:
             spooled.path.unlink(missing_ok=True)
             raise
@@ -98,8 +99,7 @@ class Importer:
         refused = [{"line": row.line, "errors": row.errors} for row in batch if row.errors is not None]
         counts = await self._service.import_clients(valid, upsert=upsert) if valid else ImportCounts()
         counts = replace(counts, failed=len(refused)).plus(ImportCounts(processed=len(batch)))
-        run = replace(run, counts=run.counts.plus(counts), line=line,
-                      errors=(run.errors + refused)[:MAX_ERRORS])
+        run = replace(run, counts=run.counts.plus(counts), line=line, errors=(run.errors + refused)[:MAX_ERRORS])
         await self._save(run)
         return run
 

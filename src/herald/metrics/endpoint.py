@@ -49,8 +49,9 @@ async def _read_database(app: web.Application, metrics: Metrics) -> None:
     store, now = app[store_key], app[clock_key].now()
     try:
         async with asyncio.timeout(DATABASE_READ_TIMEOUT_S):
-            (due, oldest_due_at), last_sent = await asyncio.gather(store.messages.backlog(now),
-                                                                   store.reports.last_sent())
+            (due, oldest_due_at), last_sent = await asyncio.gather(
+                store.messages.backlog(now), store.reports.last_sent()
+            )
     except (PyMongoError, TimeoutError):
         log.warning("metrics: the database did not answer; its gauges read NaN", exc_info=True)
         metrics.database_up.set(0)

@@ -26,43 +26,54 @@ class Metrics:
         counter, gauge = partial(Counter, registry=registry), partial(Gauge, registry=registry)
         histogram = partial(Histogram, buckets=LATENCY_BUCKETS, registry=registry)
         self.http_requests = counter(
-            "herald_http_requests", "HTTP requests answered, by method, route template and status.",
+            "herald_http_requests",
+            "HTTP requests answered, by method, route template and status.",
             ["method", "route", "status"],
         )
         self.http_latency = histogram(
-            "herald_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template.",
+            "herald_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
             ["method", "route"],
         )
         self.transitions = counter(
-            "herald_message_transitions", "Messages moved from one status to another by this process.",
+            "herald_message_transitions",
+            "Messages moved from one status to another by this process.",
             ["from", "to"],
         )
         self.external_requests = counter(
-            "herald_external_requests", "Requests to the external send API, by outcome.",
+            "herald_external_requests",
+            "Requests to the external send API, by outcome.",
             ["outcome"],
         )
         self.external_latency = histogram(
-            "herald_external_request_duration_seconds", "Time from a request to the external API to its outcome.",
+            "herald_external_request_duration_seconds",
+            "Time from a request to the external API to its outcome.",
         )
         self.planned_messages = counter(
-            "herald_planner_messages_created", "Messages the planner created for started mailings.",
+            "herald_planner_messages_created",
+            "Messages the planner created for started mailings.",
         )
         self.planned_mailings = counter(
-            "herald_planner_mailings_planned", "Mailings whose audience the planner finished.",
+            "herald_planner_mailings_planned",
+            "Mailings whose audience the planner finished.",
         )
         self.closed_mailings = counter(
-            "herald_planner_mailings_closed", "Ended mailings the planner closed (their unsent messages expired).",
+            "herald_planner_mailings_closed",
+            "Ended mailings the planner closed (their unsent messages expired).",
         )
         self.job_runs = counter(
-            "herald_job_runs", "Scheduled job runs, by job and result (ok, error, missed).",
+            "herald_job_runs",
+            "Scheduled job runs, by job and result (ok, error, missed).",
             ["job", "result"],
         )
         # Set at scrape time from the database, which every process shares.
         self.database_up = gauge(
-            "herald_database_up", "1 if the database answered this scrape's queries, else 0.",
+            "herald_database_up",
+            "1 if the database answered this scrape's queries, else 0.",
         )
         self.backlog = gauge(
-            "herald_outbox_due_messages", "Messages due for delivery now (pending, or held under an expired lease).",
+            "herald_outbox_due_messages",
+            "Messages due for delivery now (pending, or held under an expired lease).",
         )
         self.oldest_due_age = gauge(
             "herald_outbox_oldest_due_age_seconds",
@@ -102,13 +113,21 @@ class _DispatcherCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self._status()
-        breaker = GaugeMetricFamily("herald_circuit_breaker_state",
-                                    "1 for the circuit breaker's current state, 0 for the others.", labels=["state"])
+        breaker = GaugeMetricFamily(
+            "herald_circuit_breaker_state",
+            "1 for the circuit breaker's current state, 0 for the others.",
+            labels=["state"],
+        )
         for state in BreakerState:
             breaker.add_metric([state.value], 1 if state.value == status["breaker"] else 0)
         yield breaker
-        yield GaugeMetricFamily("herald_dispatch_concurrency_limit",
-                                "The adaptive limit on requests to the external API in flight.",
-                                value=status["concurrency_limit"])
-        yield GaugeMetricFamily("herald_messages_in_flight", "Requests to the external API in flight in this process.",
-                                value=status["in_flight"])
+        yield GaugeMetricFamily(
+            "herald_dispatch_concurrency_limit",
+            "The adaptive limit on requests to the external API in flight.",
+            value=status["concurrency_limit"],
+        )
+        yield GaugeMetricFamily(
+            "herald_messages_in_flight",
+            "Requests to the external API in flight in this process.",
+            value=status["in_flight"],
+        )

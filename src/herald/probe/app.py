@@ -166,8 +166,11 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     try:
         body = json.loads(raw_body)
         valid = (
-            isinstance(body, dict) and set(body) == {"id", "phone", "text"}
-            and type(body["id"]) is int and type(body["phone"]) is int and isinstance(body["text"], str)
+            isinstance(body, dict)
+            and set(body) == {"id", "phone", "text"}
+            and type(body["id"]) is int
+            and type(body["phone"]) is int
+            and isinstance(body["text"], str)
             and body["id"] == msg_id
         )
     except ValueError:
@@ -201,7 +204,9 @@ async def put_faults(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[probe_state_key].ledger.summary(), dumps=functools.partial(json.dumps, default=str))
+    return web.json_response(
+        request.app[probe_state_key].ledger.summary(), dumps=functools.partial(json.dumps, default=str)
+    )
 
 
 async def get_deliveries(request: web.Request) -> web.Response:
@@ -227,8 +232,11 @@ def create_probe_app(config: ProbeConfig, *, clock: Clock = SYSTEM_CLOCK) -> web
     app[probe_state_key] = ProbeState(
         secret=config.jwt_secret,
         faults=Faults(
-            latency_ms=config.latency_ms, error_rate=config.error_rate, malformed_rate=config.malformed_rate,
-            drop_rate=config.drop_rate, outage=config.outage,
+            latency_ms=config.latency_ms,
+            error_rate=config.error_rate,
+            malformed_rate=config.malformed_rate,
+            drop_rate=config.drop_rate,
+            outage=config.outage,
         ),
         clock=clock,
         rng=random.Random(config.seed),

@@ -38,7 +38,7 @@ class _Row:
 def preview(text: str) -> str:
     """The text on one line, cut to PREVIEW_CHARS."""
     line = " ".join(text.split())
-    return line if len(line) <= PREVIEW_CHARS else line[:PREVIEW_CHARS - 1] + "…"
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
 
 
 def _window(mailing: Mailing, zone: ZoneInfo) -> str:
@@ -57,10 +57,13 @@ def build_report(day: date, zone: ZoneInfo, mailings: Sequence[tuple[Mailing, Ma
     rows = [_Row(str(m.id), preview(m.text), _window(m, zone), counts) for m, counts in mailings]
     totals = _Row("All", "", "", {status: sum(row.counts.get(status, 0) for row in rows) for status in STATUSES})
     title = f"Herald daily report for {day.isoformat()} ({zone.key})"
-    summary = (f"{len(rows)} mailing{'' if len(rows) == 1 else 's'}, {totals.total} messages: "
-               + ", ".join(f"{totals.counts[status]} {status}" for status in STATUSES))
-    subject = (f"Herald daily report {day.isoformat()}: {len(rows)} mailings, "
-               f"{totals.counts['sent']} sent, {totals.counts['failed']} failed")
+    summary = f"{len(rows)} mailing{'' if len(rows) == 1 else 's'}, {totals.total} messages: " + ", ".join(
+        f"{totals.counts[status]} {status}" for status in STATUSES
+    )
+    subject = (
+        f"Herald daily report {day.isoformat()}: {len(rows)} mailings, "
+        f"{totals.counts['sent']} sent, {totals.counts['failed']} failed"
+    )
     return Report(day, subject, _text(title, summary, rows), _html(title, summary, rows, totals))
 
 
@@ -80,8 +83,9 @@ def _text(title: str, summary: str, rows: Sequence[_Row]) -> str:
 
 def _html(title: str, summary: str, rows: Sequence[_Row], totals: _Row) -> str:
     """One table with inline styles: mail clients drop style sheets and never fetch external assets."""
-    head = "".join(f'<th style="{CELL}">{html.escape(name)}</th>'
-                   for name in ["Mailing", "Text", "Window", "Total", *STATUSES])
+    head = "".join(
+        f'<th style="{CELL}">{html.escape(name)}</th>' for name in ["Mailing", "Text", "Window", "Total", *STATUSES]
+    )
 
     def tr(row: _Row, bold: bool = False) -> str:
         cells = [row.id, row.preview, row.window, str(row.total), *(str(row.counts.get(s, 0)) for s in STATUSES)]

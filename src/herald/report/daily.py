@@ -51,8 +51,9 @@ async def send_daily_report(store: Store, clock: Clock, config: EmailConfig, day
     day = day or due_day(clock.now(), config)
     if day is None:
         return False
-    key = await store.reports.claim(day, f"report-{uuid.uuid4().hex[:12]}", clock.now(),
-                                    mail.longest_send_s(config) + LEASE_MARGIN_S)
+    key = await store.reports.claim(
+        day, f"report-{uuid.uuid4().hex[:12]}", clock.now(), mail.longest_send_s(config) + LEASE_MARGIN_S
+    )
     if key is None:
         log.info("daily report already sent or being sent", extra={"day": day.isoformat()})
         return False

@@ -48,9 +48,13 @@ async def send(message: EmailMessage, config: EmailConfig) -> None:
             # aiosmtplib's timeout is per command: this one bounds the whole conversation.
             async with asyncio.timeout(config.timeout_s):
                 await aiosmtplib.send(
-                    message, hostname=config.smtp_host, port=config.smtp_port,
-                    username=config.user or None, password=config.password or None,
-                    use_tls=config.security == "tls", start_tls=config.security == "starttls",
+                    message,
+                    hostname=config.smtp_host,
+                    port=config.smtp_port,
+                    username=config.user or None,
+                    password=config.password or None,
+                    use_tls=config.security == "tls",
+                    start_tls=config.security == "starttls",
                     cert_bundle=config.ca_file or None,
                     timeout=config.timeout_s,
                 )
@@ -59,8 +63,13 @@ async def send(message: EmailMessage, config: EmailConfig) -> None:
             if attempt == config.attempts:
                 raise
             delay = retry_delay(attempt, config.backoff_s, math.inf)
-            log.warning("report email not sent; trying again", extra={
-                "attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "retry_in_s": round(delay, 2),
-                "smtp": f"{config.smtp_host}:{config.smtp_port}",
-            })
+            log.warning(
+                "report email not sent; trying again",
+                extra={
+                    "attempt": attempt,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "retry_in_s": round(delay, 2),
+                    "smtp": f"{config.smtp_host}:{config.smtp_port}",
+                },
+            )
             await asyncio.sleep(delay)

@@ -25,8 +25,14 @@ class Store:
 
     @classmethod
     def over(cls, db: Database, *, stats_max_age_s: float = 0.0) -> Store:
-        return cls(ClientStore(db), MailingStore(db), MessageStore(db), StatsStore(db, max_age_s=stats_max_age_s),
-                   ReportStore(db), ImportStore(db))
+        return cls(
+            ClientStore(db),
+            MailingStore(db),
+            MessageStore(db),
+            StatsStore(db, max_age_s=stats_max_age_s),
+            ReportStore(db),
+            ImportStore(db),
+        )
 
     async def expiry_stands(self, mailing_id: int, decided_end: datetime, now: datetime) -> bool:
         """True if the mailing still ends by `decided_end`, the end an expiry was decided on; if an edit moved it

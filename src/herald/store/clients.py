@@ -81,7 +81,12 @@ class ClientStore:
         return _client(doc)
 
     async def page(
-        self, *, after: int | None, limit: int, tag: str | None = None, operator_code: str | None = None,
+        self,
+        *,
+        after: int | None,
+        limit: int,
+        tag: str | None = None,
+        operator_code: str | None = None,
         phone_prefix: str | None = None,
     ) -> list[Client]:
         query: dict[str, Any] = {}
@@ -112,12 +117,15 @@ class ClientStore:
         """Apply each client's changes in one round trip; returns the clients as changed."""
         if not changes:
             return []
-        await self._col.bulk_write([UpdateOne({"_id": client.id}, {"$set": {**fields, "updated_at": now}})
-                                    for client, fields in changes], ordered=False)
+        await self._col.bulk_write(
+            [UpdateOne({"_id": client.id}, {"$set": {**fields, "updated_at": now}}) for client, fields in changes],
+            ordered=False,
+        )
         return [replace(client, **fields, updated_at=now) for client, fields in changes]
 
-    async def pages(self, *, tag: str | None = None, operator_code: str | None = None, size: int = 1000
-                    ) -> AsyncIterator[list[Client]]:
+    async def pages(
+        self, *, tag: str | None = None, operator_code: str | None = None, size: int = 1000
+    ) -> AsyncIterator[list[Client]]:
         """Every client (of a tag, an operator), a page at a time in id order: what an export streams."""
         after = None
         while page := await self.page(after=after, limit=size, tag=tag, operator_code=operator_code):
@@ -133,9 +141,7 @@ class ClientStore:
         rows = [(row["_id"], row["n"]) async for row in await self._col.aggregate(pipeline)]
         return dict(sorted(rows, key=lambda row: (-row[1], row[0])))
 
-    async def audience_batch(
-        self, client_filter: ClientFilter, *, after: int, limit: int
-    ) -> list[tuple[int, str]]:
+    async def audience_batch(self, client_filter: ClientFilter, *, after: int, limit: int) -> list[tuple[int, str]]:
         """The next `limit` matching clients after id `after`, as (id, timezone): what planning needs, no more."""
         query = {**to_query(client_filter), "_id": {"$gt": after}}
         cursor = self._col.find(query, {"timezone": 1}).sort("_id", 1).limit(limit)

@@ -71,8 +71,9 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
 def connect(url: str, timeout_s: float = 30.0) -> AsyncMongoClient[dict[str, Any]]:
     # tz_aware: every datetime that comes back is UTC-aware, like every datetime Herald writes. The socket timeout
     # bounds each wait for an answer: a hung database fails the operation, and the caller recovers as from any error.
-    return AsyncMongoClient(url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000,
-                            socketTimeoutMS=int(timeout_s * 1000))
+    return AsyncMongoClient(
+        url, tz_aware=True, connect=False, serverSelectionTimeoutMS=5000, socketTimeoutMS=int(timeout_s * 1000)
+    )
 
 
 async def ensure_indexes(db: Database, attempts: int = 4) -> None:
@@ -147,7 +148,9 @@ class IdSequence:
         for _ in range(attempts):
             try:
                 doc = await self._db.counters.find_one_and_update(
-                    {"_id": self.name}, {"$inc": {"seq": count or self._block}}, upsert=True,
+                    {"_id": self.name},
+                    {"$inc": {"seq": count or self._block}},
+                    upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
             except OperationFailure as exc:
@@ -161,8 +164,11 @@ class IdSequence:
 
 
 async def insert_with_new_id(
-    collection: AsyncCollection[dict[str, Any]], ids: IdSequence, doc: dict[str, Any],
-    clashes: Callable[[], Awaitable[bool]] | None = None, attempts: int = 3,
+    collection: AsyncCollection[dict[str, Any]],
+    ids: IdSequence,
+    doc: dict[str, Any],
+    clashes: Callable[[], Awaitable[bool]] | None = None,
+    attempts: int = 3,
 ) -> int:
     """Insert `doc` under the next id of `ids`; returns the id.
 

@@ -46,8 +46,9 @@ def _mailing(doc: Mapping[str, Any]) -> Mailing:
         start_at=doc["start_at"],
         end_at=doc["end_at"],
         filter=ClientFilter(tuple(stored_filter.get("operator_codes", ())), tuple(stored_filter.get("tags", ()))),
-        send_window=None if window is None else SendWindow(time.fromisoformat(window["start"]),
-                                                           time.fromisoformat(window["end"])),
+        send_window=None
+        if window is None
+        else SendWindow(time.fromisoformat(window["start"]), time.fromisoformat(window["end"])),
         created_at=doc.get("created_at"),
         updated_at=doc.get("updated_at"),
         paused_at=doc.get("paused_at"),
@@ -70,7 +71,11 @@ class MailingStore:
 
     async def create(self, fields: Mapping[str, Any], now: datetime) -> Mailing:
         doc = {
-            **to_doc(fields), "created_at": now, "updated_at": now, "deleted_at": None, "closed_at": None,
+            **to_doc(fields),
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+            "closed_at": None,
             **_REPLAN,
         }
         mailing_id = await insert_with_new_id(self._col, self._ids, doc)
@@ -91,9 +96,7 @@ class MailingStore:
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Mailing]:
         return {doc["_id"]: _mailing(doc) async for doc in self._col.find({"_id": {"$in": list(ids)}, **LIVE})}
 
-    async def update(
-        self, current: Mailing, changes: Mapping[str, Any], now: datetime, *, replan: bool
-    ) -> Mailing:
+    async def update(self, current: Mailing, changes: Mapping[str, Any], now: datetime, *, replan: bool) -> Mailing:
         """Apply changes to the version the caller read; a concurrent edit in between is a Conflict."""
         update: dict[str, Any] = {**to_doc(changes), "updated_at": now}
         if replan:
@@ -123,7 +126,8 @@ class MailingStore:
         paused, or running, already)."""
         was = {"paused_at": None} if paused_at is not None else {"paused_at": {"$ne": None}}
         doc = await self._col.find_one_and_update(
-            {"_id": mailing_id, **LIVE, **was}, {"$set": {"paused_at": paused_at, "updated_at": now}},
+            {"_id": mailing_id, **LIVE, **was},
+            {"$set": {"paused_at": paused_at, "updated_at": now}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
@@ -149,7 +153,10 @@ class MailingStore:
         """Take one started, unplanned mailing whose planning nobody holds; returns it with its cursor."""
         doc = await self._col.find_one_and_update(
             {
-                "planned_at": None, "start_at": {"$lte": now}, "end_at": {"$gt": now}, **LIVE,
+                "planned_at": None,
+                "start_at": {"$lte": now},
+                "end_at": {"$gt": now},
+                **LIVE,
                 "$or": [{"plan_lease_until": None}, {"plan_lease_until": {"$lte": now}}],
             },
             {"$set": {"plan_owner": owner, "plan_lease_until": now + timedelta(seconds=lease_s)}},
@@ -158,9 +165,7 @@ class MailingStore:
         )
         return None if doc is None else (_mailing(doc), int(doc.get("plan_cursor") or 0))
 
-    async def save_plan_progress(
-        self, mailing_id: int, owner: str, cursor: int, now: datetime, lease_s: float
-    ) -> bool:
+    async def save_plan_progress(self, mailing_id: int, owner: str, cursor: int, now: datetime, lease_s: float) -> bool:
         """Record how far planning got; False if the lease was lost (the mailing changed or another took it)."""
         result = await self._col.update_one(
             {"_id": mailing_id, "plan_owner": owner, **LIVE},

@@ -122,8 +122,9 @@ class Settle:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def _of(self, message_id: int, give_back_attempt: bool = False, expired_at_end: datetime | None = None,
-            **fields: Any) -> Settlement:
+    def _of(
+        self, message_id: int, give_back_attempt: bool = False, expired_at_end: datetime | None = None, **fields: Any
+    ) -> Settlement:
         return Settlement(self._token, message_id, tuple(sorted(fields.items())), give_back_attempt, expired_at_end)
 
     def sent(self, message_id: int) -> Settlement:
@@ -143,8 +144,9 @@ class Settle:
 
     def expired(self, message_id: int, end_at: datetime, error: str | None = None) -> Settlement:
         """Too late to send before `end_at`, the mailing's end as this worker read it."""
-        return self._of(message_id, expired_at_end=end_at, status=MessageStatus.EXPIRED.value, due_at=None,
-                        **_error_field(error))
+        return self._of(
+            message_id, expired_at_end=end_at, status=MessageStatus.EXPIRED.value, due_at=None, **_error_field(error)
+        )
 
     def final(self, message_id: int, status: MessageStatus, error: str | None = None) -> Settlement:
         return self._of(message_id, status=status.value, due_at=None, **_error_field(error))
@@ -159,8 +161,9 @@ class MessageStore:
         """A msgId for a test send: above every message's, and never the same twice."""
         return TEST_SEND_IDS + await self._test_sends.next()
 
-    async def insert_planned(self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime, *,
-                             held: bool = False) -> int:
+    async def insert_planned(
+        self, mailing_id: int, due: Iterable[tuple[int, datetime]], now: datetime, *, held: bool = False
+    ) -> int:
         """Create pending messages for (client_id, due_at) pairs; a pair that has its message already is skipped.
         Messages of a paused mailing are `held`: due only once it resumes.
 
@@ -171,9 +174,18 @@ class MessageStore:
         if not due:
             return 0
         docs = [
-            {"_id": message_id(mailing_id, client_id), "mailing_id": mailing_id, "client_id": client_id,
-             "status": PENDING, "created_at": now, "sent_at": None, "attempts": 0, "last_error": None,
-             "lease_owner": None, **_due_or_held(due_at, held)}
+            {
+                "_id": message_id(mailing_id, client_id),
+                "mailing_id": mailing_id,
+                "client_id": client_id,
+                "status": PENDING,
+                "created_at": now,
+                "sent_at": None,
+                "attempts": 0,
+                "last_error": None,
+                "lease_owner": None,
+                **_due_or_held(due_at, held),
+            }
             for client_id, due_at in due
         ]
         taken = await insert_new(self._col, docs)
@@ -186,8 +198,7 @@ class MessageStore:
             )
         return len(docs) - len(taken)
 
-    async def claim(self, limit: int, now: datetime, lease_s: float, *, unfailed_first: bool = False
-                    ) -> Claim | None:
+    async def claim(self, limit: int, now: datetime, lease_s: float, *, unfailed_first: bool = False) -> Claim | None:
         """Reserve up to `limit` due messages: pending ones whose time has come, and sending ones whose lease ran out.
 
         Two round trips when no other worker competes: read the messages due first, then take them with one
@@ -209,15 +220,26 @@ class MessageStore:
             same_attempts: dict[int, list[int]] = defaultdict(list)
             for doc in window:
                 same_attempts[doc["attempts"]].append(doc["_id"])
-            taken = await self._col.bulk_write([
-                UpdateMany({"_id": {"$in": ids}, "attempts": attempts, **_due(now)},
-                           {"$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until},
-                            "$inc": {"attempts": 1}})
-                for attempts, ids in same_attempts.items()
-            ], ordered=False)
+            taken = await self._col.bulk_write(
+                [
+                    UpdateMany(
+                        {"_id": {"$in": ids}, "attempts": attempts, **_due(now)},
+                        {
+                            "$set": {"status": SENDING, "lease_owner": token, "due_at": lease_until},
+                            "$inc": {"attempts": 1},
+                        },
+                    )
+                    for attempts, ids in same_attempts.items()
+                ],
+                ordered=False,
+            )
             if taken.modified_count == len(window):
-                claimed = [replace(_message(doc), status=MessageStatus.SENDING, attempts=doc["attempts"] + 1,
-                                   due_at=lease_until) for doc in window]
+                claimed = [
+                    replace(
+                        _message(doc), status=MessageStatus.SENDING, attempts=doc["attempts"] + 1, due_at=lease_until
+                    )
+                    for doc in window
+                ]
             elif taken.modified_count:
                 ids = [doc["_id"] for doc in window]
                 claimed = [_message(doc) async for doc in self._col.find({"_id": {"$in": ids}, "lease_owner": token})]
@@ -226,10 +248,16 @@ class MessageStore:
             return Claim(token, lease_until, claimed)
         return None
 
-    async def _due_first(self, now: datetime, limit: int, also: Mapping[str, Any] | None = None
-                         ) -> list[dict[str, Any]]:
-        return await self._col.find({**_due(now), **(also or {})}).sort("due_at", 1).limit(limit).batch_size(
-            limit).to_list()
+    async def _due_first(
+        self, now: datetime, limit: int, also: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return (
+            await self._col.find({**_due(now), **(also or {})})
+            .sort("due_at", 1)
+            .limit(limit)
+            .batch_size(limit)
+            .to_list()
+        )
 
     async def backlog(self, now: datetime) -> tuple[int, datetime | None]:
         """How many messages are due, and the due time of the longest-waiting one: one count, one indexed find."""
@@ -247,9 +275,12 @@ class MessageStore:
             groups[(s.token, s.fields, s.give_back_attempt)].append(s.message_id)
         ops = []
         for (token, fields, give_back_attempt), ids in groups.items():
-            update: dict[str, Any] = {"$set": {
-                **{key: now if value is RECORDED_AT else value for key, value in fields}, "lease_owner": None,
-            }}
+            update: dict[str, Any] = {
+                "$set": {
+                    **{key: now if value is RECORDED_AT else value for key, value in fields},
+                    "lease_owner": None,
+                }
+            }
             if give_back_attempt:
                 update["$inc"] = {"attempts": -1}
             ops.append(UpdateMany({"_id": {"$in": ids}, "lease_owner": token, "status": SENDING}, update))
@@ -267,8 +298,9 @@ class MessageStore:
         )
         return result.modified_count
 
-    async def cancel_pending(self, *, mailing_id: int | None = None, client_id: int | None = None,
-                             ids: Iterable[int] | None = None) -> int:
+    async def cancel_pending(
+        self, *, mailing_id: int | None = None, client_id: int | None = None, ids: Iterable[int] | None = None
+    ) -> int:
         """Cancel messages that no dispatcher holds; held ones are settled by their dispatcher, which re-checks."""
         query: dict[str, Any] = {"status": PENDING}
         if mailing_id is not None:
@@ -303,15 +335,17 @@ class MessageStore:
 
     async def hold(self, mailing_id: int) -> int:
         """The mailing pauses: its pending messages keep their due time aside, so no dispatcher claims them."""
-        result = await self._col.update_many({"mailing_id": mailing_id, "status": PENDING, "due_at": {"$ne": None}},
-                                             {"$rename": {"due_at": HELD_DUE_AT}})
+        result = await self._col.update_many(
+            {"mailing_id": mailing_id, "status": PENDING, "due_at": {"$ne": None}}, {"$rename": {"due_at": HELD_DUE_AT}}
+        )
         return result.modified_count
 
     async def release_held(self, mailing_id: int) -> int:
         """The mailing resumes: its held messages are due at the time they kept."""
         result = await self._col.update_many(
             {"mailing_id": mailing_id, "status": PENDING, HELD_DUE_AT: {"$ne": None}},
-            {"$rename": {HELD_DUE_AT: "due_at"}})
+            {"$rename": {HELD_DUE_AT: "due_at"}},
+        )
         return result.modified_count
 
     async def pending_batch(self, mailing_id: int, *, after: int, limit: int) -> list[tuple[int, int]]:
@@ -324,7 +358,12 @@ class MessageStore:
         return [(doc["_id"], doc["client_id"]) async for doc in cursor]
 
     async def page(
-        self, *, limit: int, after: int | None = None, mailing_id: int | None = None, client_id: int | None = None,
+        self,
+        *,
+        limit: int,
+        after: int | None = None,
+        mailing_id: int | None = None,
+        client_id: int | None = None,
         status: str | None = None,
     ) -> list[Message]:
         query: dict[str, Any] = {}

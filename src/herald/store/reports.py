@@ -26,10 +26,17 @@ class ReportStore:
         take = 1 if latest is None else latest["take"] + 1
         key = f"{day.isoformat()}:{take}"
         try:
-            await self._col.insert_one({
-                "_id": key, "day": day.isoformat(), "take": take, "owner": owner, "claimed_at": now,
-                "lease_until": now + timedelta(seconds=lease_s), "sent_at": None,
-            })
+            await self._col.insert_one(
+                {
+                    "_id": key,
+                    "day": day.isoformat(),
+                    "take": take,
+                    "owner": owner,
+                    "claimed_at": now,
+                    "lease_until": now + timedelta(seconds=lease_s),
+                    "sent_at": None,
+                }
+            )
         except DuplicateKeyError:
             return None
         return key

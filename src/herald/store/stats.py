@@ -46,8 +46,9 @@ class StatsStore:
     once share one count: the database counts a mailing at most once per `max_age_s`, however many people look.
     """
 
-    def __init__(self, db: Database, *, max_age_s: float = 0.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: Database, *, max_age_s: float = 0.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._messages = db.messages
         self._max_age_s = max_age_s
         self._monotonic = monotonic
@@ -71,11 +72,15 @@ class StatsStore:
     def _recent(self, keys: set[int | None]) -> dict[int | None, asyncio.Future[StatusCounts]]:
         """The counts of these keys that are being counted now, or were counted recently enough."""
         now = self._monotonic()
-        return {key: counted[1] for key in keys
-                if (counted := self._counted.get(key)) is not None and now - counted[0] <= self._max_age_s}
+        return {
+            key: counted[1]
+            for key in keys
+            if (counted := self._counted.get(key)) is not None and now - counted[0] <= self._max_age_s
+        }
 
-    def _start(self, keys: dict[int | None, int | None],
-               counting: Awaitable[dict[int | None, StatusCounts]]) -> dict[int | None, asyncio.Future[StatusCounts]]:
+    def _start(
+        self, keys: dict[int | None, int | None], counting: Awaitable[dict[int | None, StatusCounts]]
+    ) -> dict[int | None, asyncio.Future[StatusCounts]]:
         """Count these keys once for everyone who asks meanwhile; a failed count is not kept."""
         loop = asyncio.get_running_loop()
         futures = {key: loop.create_future() for key in keys}
@@ -131,8 +136,10 @@ class StatsStore:
         dashboard asks for a few dozen intervals at most.
         """
         begins = [start + step * i for i in range(count + 1)]
-        sent = await asyncio.gather(*(
-            self._messages.count_documents({"sent_at": {"$gte": begin, "$lt": end}})
-            for begin, end in itertools.pairwise(begins)
-        ))
+        sent = await asyncio.gather(
+            *(
+                self._messages.count_documents({"sent_at": {"$gte": begin, "$lt": end}})
+                for begin, end in itertools.pairwise(begins)
+            )
+        )
         return list(zip(begins[:-1], sent, strict=True))
