@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 from pymongo.errors import PyMongoError
 
+from herald.api.openapi import document as openapi_document
 from herald.app import ALL_ROLES, Role, create_app
 from herald.config import Config, ConfigError, load_config
 from herald.localdb import REPO, LocalFerretDB
@@ -153,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("probe-token", help="print a bearer token the emulator accepts")
     commands.add_parser("dev", help="local all-in-one: FerretDB, the emulator, a worker and the API")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
+    openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json is this)")
+    openapi.add_argument(
+        "--auth-mode", choices=["oidc", "none"], default="oidc", help="the document of that auth mode (default: oidc)"
+    )
     report = commands.add_parser("report", help="send the daily statistics email now (once per day), or print it")
     report.add_argument("--date", type=date.fromisoformat, help="the day to report, YYYY-MM-DD (default: yesterday)")
     report.add_argument("--dry-run", action="store_true", help="print the report instead of sending it")
@@ -181,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             cmd_dev(config, args.config)
         case "config":
             print(json.dumps(config.masked(), indent=2))
+        case "openapi":
+            print(json.dumps(openapi_document(access_control=args.auth_mode == "oidc"), indent=2))
         case "report":
             cmd_report(config, args.date, dry_run=args.dry_run)
 

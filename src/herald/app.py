@@ -10,14 +10,14 @@ from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
-from aiohttp_apigami import setup_aiohttp_apispec, validation_middleware
+from aiohttp_apigami import validation_middleware
 
 from herald.admin import setup_admin
 from herald.api.health import healthz, readyz
-from herald.api.problems import on_validation_error, problem_middleware
+from herald.api.openapi import setup_docs
+from herald.api.problems import problem_middleware
 from herald.api.requests import request_context_middleware
-from herald.api.routes import OPENAPI_URL, setup_routes
-from herald.api.schemas import Problem
+from herald.api.routes import setup_routes
 from herald.app_keys import (
     clock_key,
     config_key,
@@ -46,17 +46,6 @@ from herald.store import Store
 from herald.store.db import connect, ensure_indexes
 
 log = logging.getLogger(__name__)
-
-API_DESCRIPTION = """\
-Herald keeps a directory of clients and delivers mailings to them through an external SMS API.
-
-* A mailing starts by itself at `start_at` and delivers one message to every client that matches its filter;
-  nothing is delivered at or after `end_at`. An optional `send_window` limits sending to hours of each client's
-  local time.
-* Ids are integers. Lists page by key: pass a page's `next_after` as `after` to get the next one.
-* Times are ISO 8601 with an offset; they come back in UTC.
-* Every error is `application/problem+json`; validation errors (422) list the offending fields under `errors`.
-"""
 
 
 class Role(enum.StrEnum):
@@ -174,22 +163,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
     app.router.add_get("/metrics", serve_metrics, allow_head=False)
     if Role.API in roles:
         setup_routes(app)
-        docs = setup_aiohttp_apispec(
-            app,
-            title="Herald",
-            version="1.0",
-            url=OPENAPI_URL,
-            swagger_path="/docs/",
-            openapi_version="3.0.3",
-            error_callback=on_validation_error,
-            info={"description": API_DESCRIPTION},
-            security=[{"bearerAuth": []}],
-        )
-        # Error responses refer to it by name; apispec resolves the decorators' dicts in place, so the component
-        # is registered here for every app, not only for the first one built in a process.
-        docs.spec.components.schema("Problem", schema=Problem)
-        # Swagger UI's Authorize button: a provider's access token or a static API token (auth.mode oidc).
-        docs.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        setup_docs(app, access_control=access_control)
         if access_control:
             app.cleanup_ctx.append(authenticator_ctx)
         app.router.add_get("/docs", _to_docs)

@@ -3,6 +3,7 @@ from aiohttp.test_utils import TestClient
 
 from herald.app import Role
 from tests.conftest import AppFactory
+from tests.oidc import idp  # noqa: F401 - the fixture
 
 
 @pytest.fixture

@@ -12,10 +12,13 @@ from herald.errors import NotFound
 
 ERROR_TEXT = {
     400: "Malformed request (e.g. a body that is not JSON).",
+    401: "No valid credentials: send `Authorization: Bearer <token>`.",
+    403: "The credentials do not allow this: a viewer may only read.",
     404: "No such object.",
     409: "Conflicts with the current state.",
     413: "The body is larger than allowed.",
     415: "The body is of a media type this operation does not take.",
+    503: "The identity provider that vouches for the token is unreachable; try again later.",
     422: "Invalid fields; `errors` says which and why.",
 }
 

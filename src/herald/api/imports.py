@@ -8,7 +8,7 @@ from aiohttp_apigami import docs, querystring_schema, response_schema
 from herald.api.common import path_id, problems
 from herald.api.schemas import ClientQuery, ImportOut, ImportQuery
 from herald.app_keys import clock_key, config_key, importer_key, store_key
-from herald.imports.rows import COLUMNS, Format, csv_line, header_line
+from herald.imports.rows import COLUMNS, CSV_HEADER, Format, csv_line, header_line
 from herald.imports.spool import spool
 
 TAGS = ["clients"]
@@ -37,7 +37,7 @@ def _format(request: web.Request) -> Format:
     requestBody={
         "required": True,
         "content": {
-            Format.CSV.value: {"schema": {"type": "string"}, "example": EXAMPLE_CSV},
+            Format.CSV.value: {"schema": {"type": "string", "pattern": CSV_HEADER.pattern}, "example": EXAMPLE_CSV},
             Format.NDJSON.value: {"schema": {"type": "string"}, "example": EXAMPLE_NDJSON},
         },
     },

@@ -142,7 +142,7 @@ async def retry_failed(request: web.Request) -> web.Response:
     summary="Send a test of a mailing to one phone",
     description="Sends the mailing's text to the phone through the external API now and answers how it went. "
     "It creates no message and counts in no statistics; its msgId is above every message's.",
-    responses=problems(404, 422),
+    responses=problems(400, 404, 422),
 )
 @json_schema(TestSendIn)
 @response_schema(TestSendOut, 200)

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import functools
-import zoneinfo
+import importlib.resources
 from datetime import UTC, time
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from herald.domain.models import ClientFilter, MessageStatus, SendWindow
+from herald.store.messages import CLIENT_ID_BITS, MAILING_ID_BITS
 
 MAX_ID = 2**63 - 1
-PHONE = validate.Regexp(r"^7\d{10}$", error="Must be 11 digits starting with 7: 7XXXXXXXXXX.")
-OPERATOR_CODE = validate.Regexp(r"^\d{3}$", error="Must be 3 digits.")
+
+
+class Pattern(validate.Regexp):
+    """A pattern the whole value matches, as JSON Schema reads `^...$`: Python's `$` also admits a trailing newline
+    (so the value must match in full), and its `\\d` any script's digits (so the patterns say [0-9])."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+PHONE = Pattern(r"^7[0-9]{10}$", error="Must be 11 digits starting with 7: 7XXXXXXXXXX.")
+OPERATOR_CODE = Pattern(r"^[0-9]{3}$", error="Must be 3 digits.")
+TIME_OF_DAY = Pattern(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="Must be a time of day as HH:MM.")
 TAG = validate.Length(min=1, max=64)
-
-
-@functools.cache
-def _timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def _timezone(value: str) -> None:
-    if value not in _timezones():
-        raise ValidationError("Not a known IANA timezone, e.g. Europe/Moscow.")
+# The IANA names of the tzdata package Herald depends on: the same set on every machine, whatever its own zoneinfo
+# holds, so that the documented enum is the validated one.
+TIMEZONES = tuple(sorted(importlib.resources.files("tzdata").joinpath("zones").read_text().split()))
+TIMEZONE = validate.OneOf(TIMEZONES, error="Not a known IANA timezone, e.g. Europe/Moscow.")
 
 
 class Strict(Schema):
@@ -32,21 +40,19 @@ class Strict(Schema):
         unknown = RAISE
 
 
-class HHMM(fields.Field):
+class HHMM(fields.String):
     """Time of day as "HH:MM"."""
 
-    default_error_messages = {"invalid": "Must be a time of day as HH:MM."}  # noqa: RUF012
+    def __init__(self, *, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        # The pattern is checked while deserializing (validators would see a time); the metadata documents it.
+        super().__init__(metadata={"pattern": TIME_OF_DAY.regex.pattern, **(metadata or {})}, **kwargs)
 
     def _serialize(self, value: time | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else value.strftime("%H:%M")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> time:
-        if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
-            raise self.make_error("invalid")
-        try:
-            return time.fromisoformat(value)
-        except ValueError:
-            raise self.make_error("invalid") from None
+        text = TIME_OF_DAY(super()._deserialize(value, attr, data, **kwargs))
+        return time(int(text[:2]), int(text[3:]))
 
 
 def _utc(value: Any) -> Any:
@@ -70,7 +76,7 @@ class ClientCreate(Strict):
         metadata={"description": "Mobile operator code; defaults to the phone's digits 2-4.", "example": "900"},
     )
     tag = fields.String(allow_none=True, validate=TAG, metadata={"example": "vip"})
-    timezone = fields.String(required=True, validate=_timezone, metadata={"example": "Europe/Moscow"})
+    timezone = fields.String(required=True, validate=TIMEZONE, metadata={"example": "Europe/Moscow"})
 
     @post_load
     def default_operator_code(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -83,7 +89,7 @@ class ClientPatch(Strict):
     phone = fields.String(validate=PHONE)
     operator_code = fields.String(validate=OPERATOR_CODE)
     tag = fields.String(allow_none=True, validate=TAG)
-    timezone = fields.String(validate=_timezone)
+    timezone = fields.String(validate=TIMEZONE)
 
     @validates_schema
     def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -174,14 +180,17 @@ class WindowIn(Strict):
 class MailingPatch(Strict):
     text = fields.String(validate=validate.Length(1, 1000), metadata={"example": "Spring sale: -20% today"})
     start_at = Instant(metadata={"example": "2026-12-01T09:00:00+03:00"})
-    end_at = Instant(metadata={"example": "2026-12-01T21:00:00+03:00"})
+    end_at = Instant(metadata={"description": "After `start_at`.", "example": "2026-12-01T21:00:00+03:00"})
     filter = fields.Nested(
         FilterIn, metadata={"description": "AND across fields, OR within one; an empty filter selects every client."}
     )
     send_window = fields.Nested(
         WindowIn,
         allow_none=True,
-        metadata={"description": "Send only while the client's local time is in [start, end); may cross midnight."},
+        metadata={
+            "description": "Send only while the client's local time is in [start, end); start and end differ; may "
+            "cross midnight."
+        },
     )
 
     @validates_schema
@@ -197,7 +206,9 @@ class MailingCreate(MailingPatch):
         required=True, validate=validate.Length(1, 1000), metadata={"example": "Spring sale: -20% today"}
     )
     start_at = Instant(required=True, metadata={"example": "2026-12-01T09:00:00+03:00"})
-    end_at = Instant(required=True, metadata={"example": "2026-12-01T21:00:00+03:00"})
+    end_at = Instant(
+        required=True, metadata={"description": "After `start_at`.", "example": "2026-12-01T21:00:00+03:00"}
+    )
     filter = fields.Nested(
         FilterIn,
         load_default=ClientFilter,
@@ -207,7 +218,10 @@ class MailingCreate(MailingPatch):
         WindowIn,
         allow_none=True,
         load_default=None,
-        metadata={"description": "Send only while the client's local time is in [start, end); may cross midnight."},
+        metadata={
+            "description": "Send only while the client's local time is in [start, end); start and end differ; may "
+            "cross midnight."
+        },
     )
 
 
@@ -324,8 +338,9 @@ class MessageOut(Schema):
 
 
 class MessageQuery(Page):
-    mailing_id = fields.Integer(validate=validate.Range(1, MAX_ID))
-    client_id = fields.Integer(validate=validate.Range(1, MAX_ID))
+    # A message id holds its mailing's and its client's ids (store.messages.message_id): none exists beyond these.
+    mailing_id = fields.Integer(validate=validate.Range(1, 2**MAILING_ID_BITS - 1))
+    client_id = fields.Integer(validate=validate.Range(1, 2**CLIENT_ID_BITS - 1))
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 
