@@ -41,6 +41,7 @@ from herald.imports.runner import Importer
 from herald.jobs import scheduler_ctx
 from herald.metrics import Metrics
 from herald.metrics.endpoint import metrics_middleware, serve_metrics
+from herald.security import cors_middleware, setup_security
 from herald.service import Service, Wakeups
 from herald.store import Store
 from herald.store.db import connect, ensure_indexes
@@ -149,11 +150,15 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK, roles: Collection
         middlewares=[
             metrics_middleware,
             request_context_middleware,
+            # Outside the problem middleware, so that errors get CORS headers; before access control, which a
+            # preflight (no credentials) would not pass.
+            cors_middleware(config),
             problem_middleware,
             *([api_auth_middleware] if access_control and Role.API in roles else []),
             validation_middleware,
         ]
     )
+    setup_security(app, config)
     app[config_key] = config
     app[clock_key] = clock
     app[wakeups_key] = Wakeups()

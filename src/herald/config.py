@@ -61,6 +61,7 @@ class HttpConfig:
     worker_port: int
     stats_max_age_s: float
     import_max_mb: int
+    cors_origins: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +257,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "email.timeout_s": (_positive, "positive"),
     "email.attempts": (_positive, "at least 1"),
     "email.backoff_s": (lambda v: v >= 0, "zero or more"),
+    "http.cors_origins": (
+        lambda v: all(o == "*" or re.fullmatch(r"https?://[^/\s,]+", o) for o in split_list(v)),
+        "comma-separated origins (scheme://host[:port], no path) or *",
+    ),
     "auth.mode": (lambda v: v in {"none", "oidc"}, "none or oidc"),
     "auth.api_tokens": (
         lambda v: re.fullmatch(r"\s*((admin|viewer):[0-9a-fA-F]{64}\s*(,\s*|$))*", v),

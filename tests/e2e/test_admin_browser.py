@@ -30,6 +30,14 @@ async def test_an_operator_signs_in_sends_a_mailing_and_signs_out(
     context = await browser.new_context(timezone_id=ZONE, viewport={"width": 1280, "height": 900})
     # Nothing leaves the machine: the provider's development pages @import a web font, which is refused here.
     await context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+    # Every Content-Security-Policy violation the browser reports on Herald's pages fails the test: the UI's own
+    # scripts, styles and forms must live within the policy.
+    violations: list[dict[str, str]] = []
+    await context.expose_binding("reportViolation", lambda source, report: violations.append(report))
+    await context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => window.reportViolation({"
+        "page: e.documentURI, directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample}));"
+    )
     page = await context.new_page()
 
     # Sign in: Herald sends the browser to the provider, whose development form takes any user name.
@@ -135,4 +143,10 @@ async def test_an_operator_signs_in_sends_a_mailing_and_signs_out(
     await shoot(page, screenshots, "10-signed-out")
     await page.goto(f"{herald}/admin/")
     await expect(page.locator("input[name=login]")).to_be_visible()
+
+    # Swagger UI works under its own policy: the document loads and its operations show.
+    await page.goto(f"{herald}/docs/")
+    await expect(page.get_by_text("Add a client to the directory")).to_be_visible()
+    await shoot(page, screenshots, "11-swagger-ui")
     await context.close()
+    assert [v for v in violations if v["page"].startswith(herald)] == []

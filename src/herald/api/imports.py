@@ -92,6 +92,8 @@ async def stream_csv(request: web.Request, tag: str | None, operator_code: str |
     response.content_type = Format.CSV.value
     response.charset = "utf-8"
     await response.prepare(request)
+    if request.method == "HEAD":  # the headers only: a streamed body is written by hand, so not sent by aiohttp
+        return response
     await response.write(header_line().encode())
     async for page in request.config_dict[store_key].clients.pages(tag=tag, operator_code=operator_code):
         await response.write("".join(csv_line(vars(client)) for client in page).encode())

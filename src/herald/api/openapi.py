@@ -5,11 +5,14 @@ the document states exactly what the server enforces and answers."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_apigami import AiohttpApiSpec
 from aiohttp_apigami.constants import SWAGGER_DICT
+from aiohttp_apigami.swagger_ui import SWAGGER_UI_STATIC_FILES
 
 from herald.api.common import problems
 from herald.api.problems import on_validation_error
@@ -26,6 +29,7 @@ Herald keeps a directory of clients and delivers mailings to them through an ext
 * Times are ISO 8601 with an offset; they come back in UTC.
 * Every error is `application/problem+json`; validation errors (422) list the offending fields under `errors`.
 """
+SWAGGER_PAGE = Path(__file__).with_name("swagger")
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 # A POST's answer carries the id that the operations under a path take.
 LINKED = {
@@ -52,7 +56,6 @@ def setup_docs(app: web.Application, *, access_control: bool) -> None:
         title="Herald",
         version="1.0",
         url=OPENAPI_URL,
-        swagger_path="/docs/",
         openapi_version="3.0.3",
         error_callback=on_validation_error,
         info={"description": DESCRIPTION},
@@ -62,6 +65,10 @@ def setup_docs(app: web.Application, *, access_control: bool) -> None:
     docs.spec.components.schema("Problem", schema=Problem)
     docs.register(app, in_place=True)
     finish(app[SWAGGER_DICT], app.router, access_control=access_control)
+    # Swagger UI: the bundle aiohttp-apigami ships, in a page of Herald's whose script is a file (see security.py).
+    app.router.add_static("/static/swagger", SWAGGER_UI_STATIC_FILES)
+    app.router.add_get("/docs/", _swagger_file("index.html"), allow_head=False)
+    app.router.add_get("/docs/init.js", _swagger_file("init.js"), allow_head=False)
 
 
 def document(*, access_control: bool) -> dict[str, Any]:
@@ -130,6 +137,15 @@ def _nullable_ref(field: dict[str, Any]) -> None:
         case [{"$ref": ref}, {"type": "object", "nullable": True}]:
             del field["anyOf"]
             field.update({"allOf": [{"$ref": ref}], "nullable": True})
+
+
+def _swagger_file(name: str) -> Handler:
+    path = SWAGGER_PAGE / name
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path)
+
+    return serve
 
 
 def _link_name(operation_id: str) -> str:

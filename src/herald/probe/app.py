@@ -21,6 +21,7 @@ from aiohttp import web
 
 from herald.clock import SYSTEM_CLOCK, Clock
 from herald.config import ProbeConfig
+from herald.security import hide_server
 
 FAULT_KINDS = ("500", "502", "503", "429", "400", "404", "401", "malformed", "drop", "hang")
 
@@ -229,6 +230,7 @@ async def reset(request: web.Request) -> web.Response:
 
 def create_probe_app(config: ProbeConfig, *, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     app = web.Application()
+    app.on_response_prepare.append(hide_server)
     app[probe_state_key] = ProbeState(
         secret=config.jwt_secret,
         faults=Faults(
