@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from herald.auth import Authenticator
+from herald.auth import Authenticator, Principal
 from herald.clock import Clock
 from herald.config import Config
 from herald.dispatch.dispatcher import Dispatcher
@@ -28,3 +28,5 @@ planner_key = web.AppKey("planner", Planner)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 importer_key = web.AppKey("importer", Importer)
+# Who sent a request, once the API's access control has checked its token (auth mode oidc).
+principal_key = web.RequestKey("principal", Principal)

@@ -10,12 +10,25 @@ from aiohttp import web
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
+from herald.api.idempotency import LIFETIME
 from herald.app_keys import clock_key, config_key, metrics_key, store_key
+from herald.clock import Clock
 from herald.metrics import Metrics
 from herald.report.daily import due_day, send_daily_report
+from herald.store import Store
 
 log = logging.getLogger(__name__)
+
+
+async def purge_idempotency_keys(store: Store, clock: Clock) -> int:
+    """Keys older than their lifetime: a retry treats them as new already; this keeps the collection a day long.
+    (On MongoDB a TTL index could do it; FerretDB 1.x has no TTL indexes, they came with 2.0: one job serves both.)"""
+    purged = await store.idempotency.purge(clock.now() - LIFETIME)
+    if purged:
+        log.info("expired idempotency keys purged", extra={"purged": purged})
+    return purged
 
 
 def _count_run(metrics: Metrics, event: JobEvent) -> None:
@@ -43,6 +56,14 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             misfire_grace_time=3600,
             **catch_up,
         )
+    scheduler.add_job(
+        purge_idempotency_keys,
+        IntervalTrigger(hours=1),
+        id="idempotency_keys",
+        kwargs={"store": app[store_key], "clock": app[clock_key]},
+        coalesce=True,
+        max_instances=1,
+    )
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)

@@ -90,6 +90,12 @@ async def exercise(store: Store) -> None:
     await store.reports.mark_sent(key, T0)
     await store.reports.sent_at(T0.date())
     await store.reports.last_sent()
+    assert await store.idempotency.take("POST /api/v1/clients\n-\nk", "f", T0) is None
+    held = await store.idempotency.take("POST /api/v1/clients\n-\nk", "f", T0)
+    assert held is not None and await store.idempotency.take_over("POST /api/v1/clients\n-\nk", held, "g", T0)
+    await store.idempotency.answer("POST /api/v1/clients\n-\nk", T0, 201, "application/json", "{}")
+    await store.idempotency.release("POST /api/v1/clients\n-\nk", T0)
+    await store.idempotency.purge(T0)
     assert (await store.messages.page(limit=1, client_id=clients[0].id))[0].status != MessageStatus.SENDING
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp_apigami import docs, json_schema, querystring_schema, response_schema
 
+from herald.api import idempotency
 from herald.api.common import page, path_id, problems
 from herald.api.schemas import ClientCreate, ClientOut, ClientPageQuery, ClientPatch, page_of
 from herald.app_keys import service_key, store_key
@@ -16,10 +17,12 @@ TAGS = ["clients"]
     tags=TAGS,
     summary="Add a client to the directory",
     description="If the client matches a running mailing, it gets that mailing's message.",
+    parameters=[idempotency.PARAMETER],
     responses=problems(400, 409, 422),
 )
 @json_schema(ClientCreate)
 @response_schema(ClientOut, 201, description="The client as stored.")
+@idempotency.idempotent
 async def create_client(request: web.Request) -> web.Response:
     client = await request.app[service_key].create_client(request["json"])
     return web.json_response(ClientOut().dump(client), status=201)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import docs, json_schema, querystring_schema, response_schema
 
+from herald.api import idempotency
 from herald.api.common import page, path_id, problems
 from herald.api.schemas import (
     MailingCreate,
@@ -47,10 +48,12 @@ def dump(mailings: list[Mailing], now: datetime) -> list[dict[str, Any]]:
     summary="Create a mailing",
     description="Starts by itself at `start_at` (at once if that has passed); nothing is delivered at or "
     "after `end_at`.",
-    responses=problems(400, 422),
+    parameters=[idempotency.PARAMETER],
+    responses=problems(400, 409, 422),
 )
 @json_schema(MailingCreate)
 @response_schema(MailingOut, 201)
+@idempotency.idempotent
 async def create_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[service_key].create_mailing(request["json"])
     return web.json_response(dump([mailing], request.app[clock_key].now())[0], status=201)

@@ -47,8 +47,12 @@ def problem(status: int, detail: str | None = None, **extra: Any) -> web.Respons
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
 
 
-def _from_error(exc: HeraldError, status: int) -> web.Response:
-    return problem(status, exc.detail, **({"errors": exc.fields} if exc.fields else {}))
+STATUS_OF = {Invalid: 422, NotFound: 404, Conflict: 409, TooLarge: 413}
+
+
+def answer_for(exc: HeraldError) -> web.Response:
+    """The problem+json answer to a domain error."""
+    return problem(STATUS_OF[type(exc)], exc.detail, **({"errors": exc.fields} if exc.fields else {}))
 
 
 def _describe(exc: web.HTTPException) -> dict[str, Any]:
@@ -69,14 +73,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except RequestInvalid as exc:
         return problem(422, "The request has invalid fields.", errors=exc.errors)
-    except Invalid as exc:
-        return _from_error(exc, 422)
-    except NotFound as exc:
-        return _from_error(exc, 404)
-    except Conflict as exc:
-        return _from_error(exc, 409)
-    except TooLarge as exc:
-        return _from_error(exc, 413)
+    except HeraldError as exc:
+        return answer_for(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

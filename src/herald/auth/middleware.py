@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from herald.api.problems import problem
 from herald.api.routes import OPENAPI_URL
-from herald.app_keys import authenticator_key, config_key
+from herald.app_keys import authenticator_key, config_key, principal_key
 from herald.auth import Authenticator, InvalidToken, Provider, ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -57,4 +57,5 @@ async def api_auth_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(403, "Your identity holds neither the viewer nor the admin role.")
     if request.method not in READ_METHODS and not principal.can_write:
         return problem(403, "Only an admin may change things; you are a viewer.")
+    request[principal_key] = principal
     return await handler(request)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from herald.store.clients import ClientStore
 from herald.store.db import Database
+from herald.store.idempotency import IdempotencyStore
 from herald.store.imports import ImportStore
 from herald.store.mailings import MailingStore
 from herald.store.messages import MessageStore
@@ -22,6 +23,7 @@ class Store:
     stats: StatsStore
     reports: ReportStore
     imports: ImportStore
+    idempotency: IdempotencyStore
 
     @classmethod
     def over(cls, db: Database, *, stats_max_age_s: float = 0.0) -> Store:
@@ -32,6 +34,7 @@ class Store:
             StatsStore(db, max_age_s=stats_max_age_s),
             ReportStore(db),
             ImportStore(db),
+            IdempotencyStore(db),
         )
 
     async def expiry_stands(self, mailing_id: int, decided_end: datetime, now: datetime) -> bool:

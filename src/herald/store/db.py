@@ -38,6 +38,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The dashboard's messages sent per hour: only sent messages have a sent time.
         IndexModel([("sent_at", ASCENDING)], name="sent_time"),
     ],
+    # The daily purge of keys older than a day.
+    "idempotency_keys": [IndexModel([("created_at", ASCENDING)], name="created_at")],
     "reports": [
         IndexModel([("day", ASCENDING), ("take", ASCENDING)], name="day_take"),
     ],
