@@ -98,6 +98,20 @@ async def test_a_malformed_key_is_a_400(api: TestClient, store: Store, key: str)
     assert await stored(store, "clients") == 0
 
 
+async def test_keys_of_1_to_255_visible_characters_are_taken(api: TestClient, store: Store) -> None:
+    for number, key in enumerate(["!", "~" * 255, "550e8400-e29b-41d4-a716-446655440000"]):
+        response = await post(api, "/api/v1/clients", {**CLIENT, "phone": f"7900000000{number}"}, key)
+        assert response.status == 201, key
+    assert await store.idempotency._col.count_documents({}) == 3
+
+
+async def test_an_invalid_body_takes_no_key(api: TestClient, store: Store) -> None:
+    refused = await post(api, "/api/v1/clients", {**CLIENT, "phone": "123"}, "fixed-later")
+    assert refused.status == 422 and await store.idempotency._col.count_documents({}) == 0
+    # The corrected body may use the same key: nothing held it.
+    assert (await post(api, "/api/v1/clients", CLIENT, "fixed-later")).status == 201
+
+
 async def test_racing_requests_with_one_key_create_once(api: TestClient, store: Store) -> None:
     answers = await asyncio.gather(*(post(api, "/api/v1/mailings", MAILING, "race") for _ in range(5)))
     statuses = sorted(answer.status for answer in answers)

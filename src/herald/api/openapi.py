@@ -28,6 +28,8 @@ Herald keeps a directory of clients and delivers mailings to them through an ext
 * Ids are integers. Lists page by key: pass a page's `next_after` as `after` to get the next one.
 * Times are ISO 8601 with an offset; they come back in UTC.
 * Every error is `application/problem+json`; validation errors (422) list the offending fields under `errors`.
+* Creates can be retried safely with an `Idempotency-Key` header: the same key and body answer the first result
+  again, without a second write.
 """
 SWAGGER_PAGE = Path(__file__).with_name("swagger")
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
