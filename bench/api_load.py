@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import itertools
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,6 @@ from typing import Any
 
 import aiohttp
 import pymongo
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 # The shared machinery of the benchmarks lives in delivery.py.
@@ -44,7 +42,6 @@ from delivery import (
     HOST,
     Child,
     Database,
-    MongoClient,
     bounded,
     child_env,
     create_mailing,
@@ -52,9 +49,9 @@ from delivery import (
     probe_stats,
     run_with_logs,
     say,
-    seed_clients,
+    seeded_database,
+    start_probe,
     wait_http_ok,
-    with_database,
 )
 from herald.config import load_config
 from herald.localdb import free_port
@@ -304,32 +301,21 @@ def print_table(rows: list[tuple[str, str, str, str]]) -> None:
 
 async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     config = load_config(env={})
-    probe_port, api_port = free_port(), free_port()
-    probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{api_port}"
-    probe = Child(
-        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
-    )
+    api_port = free_port()
+    probe, probe_base = start_probe(log_dir)
     try:
         with mongo_base(log_dir) as (base_url, _):
-            db_name = f"bench_api_{uuid.uuid4().hex[:8]}"
-            client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=60_000)
-            try:
-                db = client[db_name]
-                say(f"seeding {args.clients:,} clients ...")
-                await seed_clients(db, args.clients)
+            async with seeded_database(base_url, "bench_api", args.clients) as (db, mongo_url):
                 env = child_env(
                     {
-                        "HERALD_MONGO_URL": with_database(base_url, db_name),
+                        "HERALD_MONGO_URL": mongo_url,
                         "HERALD_SENDER_URL": f"{probe_base}/v1",
                         "HERALD_SENDER_TOKEN": make_token(config.probe.jwt_secret),
                         "HERALD_HTTP_HOST": HOST,
                         "HERALD_HTTP_PORT": str(api_port),
                     }
                 )
-                await run_load(args, env, db, probe, probe_base, api_url, log_dir)
-                await bounded(lambda: client.drop_database(db_name), 60)
-            finally:
-                await client.close()
+                await run_load(args, env, db, probe, probe_base, f"http://{HOST}:{api_port}", log_dir)
     finally:
         probe.stop()
 

@@ -26,8 +26,8 @@ import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -284,6 +284,27 @@ def message_doc(message_id: int, now: datetime) -> dict[str, Any]:
 def batches(first: int, last: int, size: int) -> Iterator[range]:
     for start in range(first, last + 1, size):
         yield range(start, min(start + size, last + 1))
+
+
+def start_probe(log_dir: Path, name: str = "probe") -> tuple[Child, str]:
+    """The emulator as a child process on a free port of loopback, and its base URL."""
+    port = free_port()
+    env = child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(port)})
+    return Child(name, "probe", env, log_dir), f"http://{HOST}:{port}"
+
+
+@asynccontextmanager
+async def seeded_database(base_url: str, prefix: str, clients: int) -> AsyncIterator[tuple[Database, str]]:
+    """A fresh database of `clients` clients on the server, and its URL; dropped afterwards."""
+    client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=60_000)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        say(f"seeding {clients:,} clients ...")
+        await seed_clients(client[name], clients)
+        yield client[name], with_database(base_url, name)
+        await bounded(lambda: client.drop_database(name), 60)
+    finally:
+        await client.close()
 
 
 async def seed_clients(db: Database, count: int) -> float:
@@ -843,10 +864,7 @@ async def measure_herald(
 
 async def bench(args: argparse.Namespace, log_dir: Path) -> None:
     """One run per size, each on a fresh database of the same server, smallest first."""
-    probe_base = f"http://{HOST}:{(probe_port := free_port())}"
-    probe = Child(
-        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
-    )
+    probe, probe_base = start_probe(log_dir)
     runs: list[tuple[HeraldResult, Ceilings, Config]] = []
     try:
         with mongo_base(log_dir) as (base_url, ferretdb_pid):

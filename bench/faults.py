@@ -44,6 +44,7 @@ from delivery import (
     run_with_logs,
     say,
     seed_clients,
+    start_probe,
     wait_http_ok,
     with_database,
 )
@@ -303,11 +304,9 @@ async def run_case(
     db_name = f"bench_faults_{uuid.uuid4().hex[:8]}"
     db = client[db_name]
     await seed_clients(db, messages)
-    probe_port, herald_port = free_port(), free_port()
-    probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{herald_port}"
-    probe = Child(
-        f"probe-{slug}", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
-    )
+    herald_port = free_port()
+    api_url = f"http://{HOST}:{herald_port}"
+    probe, probe_base = start_probe(log_dir, f"probe-{slug}")
     herald: Child | None = None
     result = CaseResult(name, case, messages)
     try:

@@ -24,7 +24,6 @@ import asyncio
 import math
 import os
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from typing import Any
 
 import aiohttp
 import pymongo
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 # The shared machinery of the benchmarks lives in delivery.py, and the emulator's ledger helpers in faults.py.
@@ -43,7 +41,6 @@ from delivery import (
     HOST,
     Child,
     Database,
-    MongoClient,
     bounded,
     child_env,
     create_mailing,
@@ -51,9 +48,9 @@ from delivery import (
     proc_field_kb,
     run_with_logs,
     say,
-    seed_clients,
+    seeded_database,
+    start_probe,
     wait_http_ok,
-    with_database,
 )
 from faults import Arrival, arrivals, log_entries, put_faults
 from herald.config import Config, DispatchConfig, load_config
@@ -442,27 +439,16 @@ def print_notes(report: Report, args: argparse.Namespace) -> None:
 
 async def measure(args: argparse.Namespace, log_dir: Path) -> None:
     config = load_config(env={})
-    probe_port, api_port, worker_port = free_port(), free_port(), free_port()
-    probe_base, api_url = f"http://{HOST}:{probe_port}", f"http://{HOST}:{api_port}"
-    probe = Child(
-        "probe", "probe", child_env({"HERALD_PROBE_HOST": HOST, "HERALD_PROBE_PORT": str(probe_port)}), log_dir
-    )
+    api_port, worker_port = free_port(), free_port()
+    probe, probe_base = start_probe(log_dir)
     try:
         with mongo_base(log_dir) as (base_url, _):
-            db_name = f"bench_isolation_{uuid.uuid4().hex[:8]}"
-            client: MongoClient = AsyncMongoClient(base_url, tz_aware=True, timeoutMS=60_000)
-            try:
-                db = client[db_name]
-                say(f"seeding {args.messages:,} clients ...")
-                await seed_clients(db, args.messages)
-                env = herald_env(config, with_database(base_url, db_name), probe_base, api_port, worker_port)
+            async with seeded_database(base_url, "bench_isolation", args.messages) as (db, mongo_url):
+                env = herald_env(config, mongo_url, probe_base, api_port, worker_port)
                 report = await run_herald(
-                    args, config.dispatch, env, db, probe, probe_base, api_url, worker_port, log_dir
-                )
-                if os.environ.get("HERALD_MONGO_URL"):
-                    await bounded(lambda: client.drop_database(db_name), 60)
-            finally:
-                await client.close()
+                    args, config.dispatch, env, db, probe, probe_base, f"http://{HOST}:{api_port}", worker_port,
+                    log_dir,
+                )  # fmt: skip
     finally:
         probe.stop()
     say("")

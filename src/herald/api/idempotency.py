@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from herald.api.problems import answer_for, problem
+from herald.api.requests import created_ids
 from herald.app_keys import clock_key, principal_key, store_key
 from herald.errors import HeraldError
 from herald.logs import log_context
@@ -38,8 +39,6 @@ PARAMETER = {
     f"`{REPLAYED}: true`) and writes nothing; with another body it is a 422; while the first request is served, "
     "a 409. Keys are kept for 24 hours.",
 }
-# The id an answer names, for the log line of a replay.
-ID_NAMES = {"/api/v1/clients": "client_id", "/api/v1/mailings": "mailing_id"}
 
 
 def idempotent(handler: Handler) -> Handler:
@@ -103,9 +102,7 @@ def _again(request: web.Request, held: KeyUse, fingerprint: str) -> web.Response
     answer = web.Response(
         status=held.status, text=held.body, content_type=held.content_type, headers={REPLAYED: "true"}
     )
-    created = json.loads(held.body)
-    name = ID_NAMES.get(request.path)
-    with log_context(**({name: created.get("id")} if name and isinstance(created, dict) else {})):
+    with log_context(**created_ids(request, answer)):
         log.info("answered again for an idempotency key", extra={"status": held.status})
     return answer
 

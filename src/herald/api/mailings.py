@@ -43,6 +43,11 @@ def dump(mailings: list[Mailing], now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
+def answer(request: web.Request, mailing: Mailing, status: int = 200) -> web.Response:
+    """One mailing as MailingOut, its state as of now."""
+    return web.json_response(dump([mailing], request.app[clock_key].now())[0], status=status)
+
+
 @docs(
     tags=TAGS,
     summary="Create a mailing",
@@ -56,7 +61,7 @@ def dump(mailings: list[Mailing], now: datetime) -> list[dict[str, Any]]:
 @idempotency.idempotent
 async def create_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[service_key].create_mailing(request["json"])
-    return web.json_response(dump([mailing], request.app[clock_key].now())[0], status=201)
+    return answer(request, mailing, status=201)
 
 
 @docs(tags=TAGS, summary="List mailings", responses=problems(422))
@@ -73,7 +78,7 @@ async def list_mailings(request: web.Request) -> web.Response:
 @response_schema(MailingOut, 200)
 async def get_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[store_key].mailings.get(path_id(request))
-    return web.json_response(dump([mailing], request.app[clock_key].now())[0])
+    return answer(request, mailing)
 
 
 @docs(
@@ -88,7 +93,7 @@ async def get_mailing(request: web.Request) -> web.Response:
 @response_schema(MailingOut, 200)
 async def update_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[service_key].update_mailing(path_id(request), request["json"])
-    return web.json_response(dump([mailing], request.app[clock_key].now())[0])
+    return answer(request, mailing)
 
 
 @docs(
@@ -112,7 +117,7 @@ async def delete_mailing(request: web.Request) -> web.Response:
 @response_schema(MailingOut, 200)
 async def pause_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[service_key].pause_mailing(path_id(request))
-    return web.json_response(dump([mailing], request.app[clock_key].now())[0])
+    return answer(request, mailing)
 
 
 @docs(
@@ -124,7 +129,7 @@ async def pause_mailing(request: web.Request) -> web.Response:
 @response_schema(MailingOut, 200)
 async def resume_mailing(request: web.Request) -> web.Response:
     mailing = await request.app[service_key].resume_mailing(path_id(request))
-    return web.json_response(dump([mailing], request.app[clock_key].now())[0])
+    return answer(request, mailing)
 
 
 @docs(
